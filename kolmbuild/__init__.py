@@ -1,0 +1,3 @@
+"""kolmbuild: make for compiled AI tasks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from kolmbuild.cli.entry import main
+
+raise SystemExit(main())

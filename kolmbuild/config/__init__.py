@@ -1,0 +1,1 @@
+"""Configuration: the kolmfile, Hydra composition of config groups, and validated models."""

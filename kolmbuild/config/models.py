@@ -1,0 +1,218 @@
+"""Pydantic v2 models for what users write: the kolmfile and the composed per-target config.
+
+Hydra composes plain dicts; these models validate the resolved result. Nested sections forbid
+unknown keys so a typo (``task.trian``) is an error that names the key, not a silent default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- task (conf/task/*.yaml)
+
+
+class ShapeSpec(_Strict):
+    """What goes in and comes out. ``label`` outputs pick one of ``labels``."""
+
+    input: Literal["text", "json"] = "text"
+    output: Literal["text", "json", "label"] = "text"
+    labels: list[str] | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    max_output_tokens: int = Field(default=256, ge=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SplitSpec(_Strict):
+    """Held-out split used when the task has no eval set."""
+
+    holdout: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+
+
+class RecallSpec(_Strict):
+    embedder: str = "all-MiniLM-L6-v2"
+    chunk_chars: int = Field(default=800, ge=64)
+    overlap_chars: int = Field(default=100, ge=0)
+    top_k: int = Field(default=4, ge=1)
+
+
+class TeacherSpec(_Strict):
+    """An OpenAI-compatible chat endpoint or Anthropic's Messages API."""
+
+    provider: Literal["openai", "anthropic"] = "openai"
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "KOLM_TEACHER_TOKEN"
+    price_in_per_mtok: float = Field(default=0.0, ge=0)
+    price_out_per_mtok: float = Field(default=0.0, ge=0)
+    k: int = Field(default=8, ge=1)
+    temperature: float = Field(default=0.7, ge=0)
+    max_tokens: int = Field(default=512, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    budget_usd: float = Field(default=1.0, ge=0)
+    system_prompt: str | None = None
+
+
+class VerifierSpec(_Strict):
+    kind: Literal["auto", "exact", "json", "regex", "python"] = "auto"
+    path: str | None = None  # user-supplied Python verifier: defines verify(input, output, reference) -> bool
+
+
+class RecipesSpec(_Strict):
+    enabled: bool = True
+    kinds: list[Literal["span", "lookup", "classifier"]] = ["span", "lookup", "classifier"]
+    min_accuracy: float = Field(default=0.95, ge=0, le=1)
+    drafts: bool = True
+
+
+class BaseModelSpec(_Strict):
+    """The base model: ``smollm2`` (the bundled GGUF), a GGUF path, a local HF folder, or a hub id."""
+
+    name: str = "smollm2"
+    revision: str | None = None
+    quantize: Literal["none", "int8", "int4"] = "int8"
+
+
+class TrainSpec(_Strict):
+    enabled: Literal["auto", "always", "never"] = "auto"
+    rank: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "v_proj"]
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
+    lr: float = Field(default=2e-4, gt=0)
+    batch_size: int = Field(default=4, ge=1)
+    seed: int = 0
+    checkpoint_every: int = Field(default=50, ge=1)
+    preset: Literal["none", "neftune", "loraplus", "dora", "rslora", "quality"] = "none"
+    preference: Literal["none", "dpo", "orpo"] = "none"
+
+
+class TaskSpec(_Strict):
+    name: str
+    version: str = "0.1.0"
+    description: str = ""
+    shape: ShapeSpec = ShapeSpec()
+    examples: str
+    eval: str | None = None
+    split: SplitSpec = SplitSpec()
+    corpus: str | None = None
+    recall: RecallSpec = RecallSpec()
+    teacher: TeacherSpec | None = None
+    verifier: VerifierSpec = VerifierSpec()
+    recipes: RecipesSpec = RecipesSpec()
+    base: BaseModelSpec = BaseModelSpec()
+    train: TrainSpec = TrainSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, v: str) -> str:
+        if not v or any(c.isspace() or c in "/\\" for c in v):
+            raise ValueError("must be a non-empty name without spaces or slashes")
+        return v
+
+
+# ---------------------------------------------------------------- gates (conf/gates/*.yaml)
+
+
+class GatesSpec(_Strict):
+    K_min: float = Field(default=0.70, ge=0, le=1)
+    p50_ms_max: float | None = Field(default=None, gt=0)
+    size_mb_max: float | None = Field(default=None, gt=0)
+
+
+# ---------------------------------------------------------------- backend (conf/backend/*.yaml)
+
+
+class PricingSpec(_Strict):
+    basis: Literal["per-hour", "per-token", "per-second", "per-call"] = "per-hour"
+    rate_usd: float = Field(default=0.0, ge=0)  # per hour / per 1M tokens / per second / per call
+
+
+class BackendSpec(BaseModel):
+    """One compute backend. Unknown keys are kept for the adapter (base URLs, images, regions)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    kind: Literal["local", "cloud-serverless", "cloud-managed", "cloud-marketplace", "self-hosted"]
+    train: bool = True
+    infer: bool = True
+    airgap: bool = False
+    cost_per_hour_usd: float = Field(default=0.0, ge=0)
+    pricing: PricingSpec = PricingSpec()
+    cold_start_seconds: float = Field(default=0.0, ge=0)
+    vram_cap_gb: float = Field(default=0.0, ge=0)
+    auth: list[str] = []
+    tier: str = "free"
+    perf_bias: float = Field(default=0.5, ge=0, le=1)
+    catalog_date: str = "2026-11-01"
+    enables: str = ""
+    runtime: str = ""
+
+
+class BudgetSpec(_Strict):
+    usd: float | None = Field(default=None, ge=0)
+
+
+# ---------------------------------------------------------------- one composed target
+
+
+class TargetConfig(BaseModel):
+    """The composed, resolved, validated config of one target: what a build reads."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    target: str
+    task: TaskSpec
+    backend: BackendSpec
+    gates: GatesSpec = GatesSpec()
+    budget: BudgetSpec = BudgetSpec()
+    out: str | None = None
+
+    def out_path(self) -> str:
+        return self.out or f"artifacts/{self.target}-{self.task.version}.kolm"
+
+
+# ---------------------------------------------------------------- the kolmfile itself
+
+
+class TargetDecl(_Strict):
+    """A target as declared in kolmfile.yaml: which options of each group, plus overrides."""
+
+    task: str
+    backend: str | None = None
+    gates: str | None = None
+    budget: BudgetSpec | None = None
+    out: str | None = None
+    overrides: list[str] = []
+
+
+class KolmfileDefaults(_Strict):
+    backend: str = "local-cpu"
+    gates: str = "default"
+
+
+class Kolmfile(_Strict):
+    version: Literal[1] = 1
+    defaults: KolmfileDefaults = KolmfileDefaults()
+    budget: BudgetSpec = BudgetSpec()
+    targets: dict[str, TargetDecl]
+
+    @field_validator("targets")
+    @classmethod
+    def _some_targets(cls, v: dict[str, TargetDecl]) -> dict[str, TargetDecl]:
+        if not v:
+            raise ValueError("declare at least one target")
+        return v

@@ -1,0 +1,166 @@
+"""File and directory content IDs, with a stat cache so unchanged files are never re-hashed.
+
+The stat cache is keyed by (path, inode, size, mtime_ns), like DVC's state db. A file touched
+without changing its bytes is hashed once and its new stat recorded, so the next run trusts it
+again. A directory's CID is the json-codec CID of its sorted listing ``[[relpath, file CID]…]``;
+a directory whose whole stat listing is unchanged is not even looked at file by file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from kolmbuild.hashing.cid import CID, cid_of_json, parse_cid
+
+_BUF = 1 << 20
+
+
+def hash_file(path: str | os.PathLike[str]) -> bytes:
+    """sha2-256 digest of a file's bytes, read in 1 MiB chunks without copies."""
+    h = hashlib.sha256()
+    buf = bytearray(_BUF)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.digest()
+
+
+def file_cid(path: str | os.PathLike[str]) -> CID:
+    return CID("raw", hash_file(path))
+
+
+def iter_tree(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Regular files under ``root`` as (posix relpath, entry), sorted, skipping dot-names."""
+    stack = [("", str(root))]
+    out: list[tuple[str, os.DirEntry[str]]] = []
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                rel = f"{prefix}{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((rel + "/", entry.path))
+                elif entry.is_file(follow_symlinks=True):
+                    out.append((rel, entry))
+    out.sort(key=lambda item: item[0])
+    yield from out
+
+
+def _sig(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def dir_listing_cid(entries: list[tuple[str, CID]]) -> CID:
+    return cid_of_json({"type": "dir", "entries": [[rel, str(cid)] for rel, cid in entries]})
+
+
+class StatCache:
+    """Persistent (path, inode, size, mtime_ns) → digest cache in a SQLite file.
+
+    Safe for several processes: SQLite serializes writers; every write is one short transaction.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = Path(db_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ino INT, size INT, mtime INT, digest BLOB)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, sig BLOB, cid TEXT)")
+        self.hashed = 0  # files actually read this session: tests and `status` report it
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StatCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def file_cid(self, path: str | os.PathLike[str]) -> CID:
+        p = os.path.abspath(path)
+        st = os.stat(p)
+        row = self._db.execute("SELECT ino, size, mtime, digest FROM files WHERE path=?", (p,)).fetchone()
+        if row is not None and tuple(row[:3]) == _sig(st):
+            return CID("raw", row[3])
+        digest = hash_file(p)
+        self.hashed += 1
+        after = os.stat(p)
+        if _sig(after) == _sig(st):  # only trust a stat that did not move while we read
+            self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (p, *_sig(st), digest))
+        return CID("raw", digest)
+
+    def dir_cid(self, path: str | os.PathLike[str]) -> CID:
+        root = Path(os.path.abspath(path))
+        entries = list(iter_tree(root))
+        stats = [(rel, e.stat()) for rel, e in entries]
+        sig_h = hashlib.sha256()
+        for rel, st in stats:
+            sig_h.update(f"{rel}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        sig = sig_h.digest()
+        row = self._db.execute("SELECT sig, cid FROM dirs WHERE path=?", (str(root),)).fetchone()
+        if row is not None and row[0] == sig:
+            return parse_cid(row[1])
+        prefix = str(root) + os.sep
+        known = {
+            r[0]: (tuple(r[1:4]), r[4])
+            for r in self._db.execute(
+                "SELECT path, ino, size, mtime, digest FROM files WHERE path >= ? AND path < ?",
+                (prefix, prefix[:-1] + chr(ord(os.sep) + 1)),
+            )
+        }
+        listing: list[tuple[str, CID]] = []
+        updates = []
+        for rel, st in stats:
+            full = str(root / rel)
+            hit = known.get(full)
+            if hit is not None and hit[0] == _sig(st):
+                digest = hit[1]
+            else:
+                digest = hash_file(full)
+                self.hashed += 1
+                updates.append((full, *_sig(st), digest))
+            listing.append((rel, CID("raw", digest)))
+        cid = dir_listing_cid(listing)
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", updates)
+        self._db.execute("INSERT OR REPLACE INTO dirs VALUES (?,?,?)", (str(root), sig, str(cid)))
+        self._db.execute("COMMIT")
+        return cid
+
+    def path_cid(self, path: str | os.PathLike[str]) -> CID:
+        return self.dir_cid(path) if os.path.isdir(path) else self.file_cid(path)
+
+
+class NullStatCache:
+    """The no-state stand-in: hashes every time, remembers nothing."""
+
+    hashed = 0
+
+    def file_cid(self, path: str | os.PathLike[str]) -> CID:
+        self.hashed += 1
+        return file_cid(path)
+
+    def dir_cid(self, path: str | os.PathLike[str]) -> CID:
+        listing = []
+        for rel, entry in iter_tree(Path(path)):
+            self.hashed += 1
+            listing.append((rel, file_cid(entry.path)))
+        return dir_listing_cid(listing)
+
+    def path_cid(self, path: str | os.PathLike[str]) -> CID:
+        return self.dir_cid(path) if os.path.isdir(path) else self.file_cid(path)
+
+    def close(self) -> None:
+        pass
