@@ -124,8 +124,10 @@ def cli(ctx: click.Context, directory: str | None, kolmfile: str | None, debug: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        cli.main(args=argv, prog_name="kolmbuild", standalone_mode=True)
+        # the raw argv keys the no-op stamp (see kolmbuild.engine.fastpath)
+        cli.main(args=args, prog_name="kolmbuild", standalone_mode=True, obj={"argv": args})
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

@@ -200,7 +200,7 @@ class TargetDecl(_Strict):
 
 
 class KolmfileDefaults(_Strict):
-    backend: str = "local-cpu"
+    backend: str | None = None  # None: KOLM_BACKEND, then `compute use`, then local-cpu
     gates: str = "default"
 
 
@@ -208,6 +208,7 @@ class Kolmfile(_Strict):
     version: Literal[1] = 1
     defaults: KolmfileDefaults = KolmfileDefaults()
     budget: BudgetSpec = BudgetSpec()
+    pipeline: list[str] | None = None  # stages to build (and what they come after); default: all rules
     targets: dict[str, TargetDecl]
 
     @field_validator("targets")

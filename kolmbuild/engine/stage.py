@@ -54,13 +54,14 @@ class StageReceipt:
     duration_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
+        """The receipt as it goes into a manifest. Wall-clock duration is left out on purpose: an
+        artifact must be a function of its inputs' bytes, so it stays byte-reproducible."""
         return {
             "stage": self.stage,
             "version": self.version,
             "key": self.key,
             "outputs": dict(sorted(self.outputs.items())),
             "metrics": dict(self.metrics),
-            "duration_s": round(self.duration_s, 3),
         }
 
 

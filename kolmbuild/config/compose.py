@@ -1,0 +1,236 @@
+"""Compose one target's config with Hydra's Compose API, then validate it with pydantic.
+
+kolmbuild owns argv; Hydra composes. The primary config of a target is generated in Hydra's
+ConfigStore: its defaults list selects ``task``, ``backend`` and ``gates`` options; the kolmfile's
+per-target ``overrides`` and then the command line's overrides apply on top, in Hydra's own grammar
+(``backend=vast``, ``task.train.rank=32``, ``+x=1``, ``~y``). Config groups come from the project's
+``conf/`` (first) and the built-in ``conf/`` (after), so a project adds or overrides options.
+Sweeps (``-m backend=a,b``) are expanded here with Hydra's override parser, one compose per point.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from kolmbuild.config.kolmfile import Project
+from kolmbuild.config.models import TargetConfig
+from kolmbuild.config.yamlpos import where
+from kolmbuild.errors import ConfigError
+from kolmbuild.resources import builtin_dir
+
+GROUPS = ("task", "backend", "gates")
+_PRIMARY = "kolmbuild_target"
+
+
+def is_override(token: str) -> bool:
+    return "=" in token or token.startswith(("+", "~"))
+
+
+@dataclass(frozen=True)
+class ComposedTarget:
+    name: str
+    overrides: tuple[str, ...]
+    config: TargetConfig
+    sources: tuple[Path, ...]  # the group option files this config was composed from
+    choices: tuple[tuple[str, str], ...] = ()  # group -> chosen option, e.g. ("gates", "strict")
+
+    def choice(self, group: str) -> str:
+        return dict(self.choices).get(group, "")
+
+    def dump(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json", by_alias=True)
+
+
+def conf_dirs(project: Project) -> list[Path]:
+    dirs = []
+    if project.conf_dir.is_dir():
+        dirs.append(project.conf_dir.resolve())
+    builtin = builtin_dir("conf").resolve()
+    if builtin not in dirs:
+        dirs.append(builtin)
+    return dirs
+
+
+def group_options(dirs: Sequence[Path], group: str) -> dict[str, Path]:
+    """Option name → file, earlier dirs winning."""
+    found: dict[str, Path] = {}
+    for d in reversed(dirs):
+        g = d / group
+        if g.is_dir():
+            for f in sorted(g.glob("*.yaml")):
+                found[f.stem] = f
+    return found
+
+
+def default_backend(project: Project, user_default: Callable[[], str | None] | None = None) -> str:
+    if project.kolmfile.defaults.backend:
+        return project.kolmfile.defaults.backend
+    env = os.environ.get("KOLM_BACKEND")
+    if env:
+        return env
+    if user_default is not None:
+        chosen = user_default()
+        if chosen:
+            return chosen
+    return "local-cpu"
+
+
+def _user_default_backend() -> str | None:
+    try:
+        from kolmbuild.compute import default_backend_name
+    except ImportError:
+        return None
+    try:
+        return default_backend_name()
+    except Exception:  # a broken user config must not stop a build that names no backend
+        return None
+
+
+def split_sweeps(overrides: Sequence[str]) -> list[list[str]]:
+    """Expand Hydra sweep syntax (``a,b``, ``range(1,3)``, ``choice(x,y)``) into one list per point."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    if not overrides:
+        return [[]]
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as exc:
+        raise ConfigError(f"bad override: {exc}") from exc
+    batches = BasicSweeper.split_arguments(parsed, None)
+    return [list(point) for batch in batches for point in batch]
+
+
+def check_no_sweep(overrides: Sequence[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    if not overrides:
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as exc:
+        raise ConfigError(f"bad override: {exc}") from exc
+    for o in parsed:
+        if o.is_sweep_override():
+            raise ConfigError(
+                f"override '{o.input_line}' is a sweep (several values)",
+                hint="run a sweep with -m/--multirun, e.g. kolmbuild -m " + (o.input_line or ""),
+            )
+
+
+class Composer:
+    """Composes targets of one project. One Hydra initialization per compose call."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.dirs = conf_dirs(project)
+        self._backend = default_backend(project, _user_default_backend)
+
+    def compose(self, target: str, overrides: Sequence[str] = ()) -> ComposedTarget:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.config_store import ConfigStore
+        from hydra.errors import HydraException, MissingConfigException
+        from omegaconf import OmegaConf, open_dict
+        from omegaconf.errors import OmegaConfBaseException
+
+        kf = self.project.kolmfile
+        decl = kf.targets.get(target)
+        if decl is None:
+            raise ConfigError(
+                f"{self.project.kolmfile_path.name}: no target named {target!r}",
+                hint="targets: " + ", ".join(sorted(kf.targets)),
+            )
+        budget = decl.budget or kf.budget
+        node: dict[str, Any] = {
+            "defaults": [
+                {"task": decl.task},
+                {"backend": decl.backend or self._backend},
+                {"gates": decl.gates or kf.defaults.gates},
+                "_self_",
+            ],
+            "target": target,
+            "budget": budget.model_dump(),
+            "out": decl.out,
+        }
+        if len(self.dirs) > 1:
+            node["hydra"] = {"searchpath": [f"file://{d}" for d in self.dirs[1:]]}
+        all_overrides = [*decl.overrides, *overrides]
+        check_no_sweep(all_overrides)
+        ConfigStore.instance().store(name=_PRIMARY, node=node)
+        where_from = f"target {target!r}"
+        try:
+            with initialize_config_dir(config_dir=str(self.dirs[0]), version_base="1.3"):
+                cfg = compose(config_name=_PRIMARY, overrides=all_overrides, return_hydra_config=True)
+                choices = dict(cfg.hydra.runtime.choices)
+                with open_dict(cfg):
+                    del cfg["hydra"]
+                data = OmegaConf.to_container(cfg, resolve=True)
+        except MissingConfigException as exc:
+            raise ConfigError(self._missing_message(target, str(exc))) from exc
+        except (HydraException, OmegaConfBaseException) as exc:
+            text = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+            msg = " ".join(text[:2]) if text else type(exc).__name__
+            raise ConfigError(f"{where_from}: {msg}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where_from}: invalid YAML in a config group file: {exc}") from exc
+        assert isinstance(data, dict)
+        sources: dict[str, Path] = {}
+        for group in GROUPS:
+            opts = group_options(self.dirs, group)
+            if choices.get(group) in opts:
+                sources[group] = opts[choices[group]]
+        if isinstance(data.get("backend"), dict):
+            data["backend"].setdefault("name", choices.get("backend", ""))
+        try:
+            config = TargetConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(self._validation_message(exc, sources)) from exc
+        chosen = tuple((g, str(choices[g])) for g in GROUPS if choices.get(g) is not None)
+        return ComposedTarget(target, tuple(all_overrides), config, tuple(sources.values()), chosen)
+
+    def _missing_message(self, target: str, raw: str) -> str:
+        for group in GROUPS:
+            if f"'{group}/" in raw:
+                opts = sorted(group_options(self.dirs, group))
+                bad = raw.split(f"'{group}/", 1)[1].split("'", 1)[0]
+                return (
+                    f"{self.project.kolmfile_path.name}: target {target!r}: unknown {group} option {bad!r}"
+                    f" (expected one of: {', '.join(opts)})"
+                )
+        return f"target {target!r}: {raw.splitlines()[0]}"
+
+    def _validation_message(self, exc: ValidationError, sources: dict[str, Path]) -> str:
+        """One line per error, located in the group file that supplied the key when known."""
+        lines = []
+        for e in exc.errors():
+            loc = [str(p) for p in e["loc"]]
+            dotted = ".".join(loc)
+            src = sources.get(loc[0]) if loc else None
+            at = where(src, loc[1:], self.project.root) if src else self.project.kolmfile_path.name
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif e["type"] == "missing":
+                msg = "required key is missing"
+            else:
+                msg = e["msg"] + (f" (got {e['input']!r})" if not isinstance(e.get("input"), dict) else "")
+            lines.append(f"{at}: {dotted}: {msg}")
+        return "\n".join(lines)
+
+
+def compose_all(
+    project: Project, targets: Sequence[str], overrides: Sequence[str]
+) -> list[ComposedTarget]:
+    composer = Composer(project)
+    names = list(targets) or list(project.kolmfile.targets)
+    return [composer.compose(t, overrides) for t in names]
+
+

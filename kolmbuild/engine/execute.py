@@ -1,0 +1,133 @@
+"""Run one stage: prepare its context, call its action, store its outputs, record the run."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kolmbuild.engine.plan import Planner, StagePlan
+from kolmbuild.engine.stage import NullProgress, Progress, StageContext, StageReceipt, StageResult
+from kolmbuild.engine.store import RunRecord
+from kolmbuild.errors import BuildFailed, KolmError
+
+
+def resolve_action(spec: str, project_root: Path) -> Callable[[StageContext], StageResult | None]:
+    module_name, func = spec.split(":")
+    if str(project_root) not in sys.path:  # project-local actions, like make's local scripts
+        sys.path.append(str(project_root))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise BuildFailed(f"action {spec!r}: cannot import {exc.name!r}") from exc
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise BuildFailed(f"action {spec!r}: {module_name} has no function {func!r}")
+    return fn
+
+
+def _env_name(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9]", "_", p).upper() for p in parts)
+
+
+def run_shell(command: str, ctx: StageContext) -> StageResult:
+    """Shell rules see their paths as variables: KOLM_OUT, KOLM_IN_<PATH>, KOLM_UP_<STAGE>_<OUTPUT>."""
+    env = dict(os.environ)
+    env["KOLM_OUT"] = str(ctx.outdir)
+    env["KOLM_TARGET"] = ctx.target
+    for dotted, path in ctx.inputs.items():
+        env[_env_name("KOLM_IN", dotted)] = str(path) if path else ""
+    for stage, outs in ctx.upstream.items():
+        for name, path in outs.items():
+            env[_env_name("KOLM_UP", stage, name)] = str(path)
+    proc = subprocess.run(command, shell=True, cwd=ctx.project_dir, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise BuildFailed(f"stage {ctx.stage!r} of {ctx.target!r}: shell exited {proc.returncode}: " + " | ".join(tail))
+    return StageResult()
+
+
+def _link_upstream(workdir: Path, planner: Planner, outputs: Mapping[str, Mapping[str, str]], after: list[str]) -> dict[str, dict[str, Path]]:
+    """Upstream outputs under their declared names (symlinks into the read-only store)."""
+    view: dict[str, dict[str, Path]] = {}
+    for stage in after:
+        folder = workdir / "_up" / stage
+        folder.mkdir(parents=True, exist_ok=True)
+        view[stage] = {}
+        for name, cid in outputs.get(stage, {}).items():
+            link = folder / name
+            os.symlink(planner.store.path_of(cid), link)
+            view[stage][name] = link
+    return view
+
+
+def run_stage(
+    planner: Planner,
+    plan: StagePlan,
+    outputs: Mapping[str, Mapping[str, str]],
+    receipts: Mapping[str, StageReceipt],
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Execute a stale stage and record it. Raises KolmError subclasses on failure."""
+    assert plan.key is not None and plan.doc is not None
+    rule, store = plan.rule, planner.store
+    work = store.new_workdir(f"{plan.target}-{rule.name}")
+    outdir = work / "out"
+    outdir.mkdir()
+    try:
+        ctx = StageContext(
+            target=plan.target,
+            stage=rule.name,
+            key=plan.key,
+            project_dir=planner.root,
+            outdir=outdir,
+            cache_dir=store.root,
+            params={p: plan.doc["params"][p] for p in rule.spec.reads},
+            inputs={p: planner.input_path(p) for p in rule.spec.inputs},
+            upstream=_link_upstream(work, planner, outputs, rule.spec.after),
+            receipts=dict(receipts),
+            progress=progress or NullProgress(),
+        )
+        started = time.perf_counter()
+        try:
+            if rule.spec.action:
+                result = resolve_action(rule.spec.action, planner.root)(ctx) or StageResult()
+            else:
+                result = run_shell(rule.spec.shell or "", ctx)
+        except KolmError:
+            raise
+        except Exception as exc:
+            raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r} failed: {type(exc).__name__}: {exc}") from exc
+        duration = time.perf_counter() - started
+        stored: dict[str, str] = {}
+        for out in rule.outputs:
+            path = outdir / out.name
+            if path.is_file():
+                stored[out.name] = store.put(path)
+            elif not out.optional:
+                raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r} did not write its output {out.name!r}")
+        metrics: dict[str, Any] = dict(result.metrics)
+        record = RunRecord(plan.key, rule.name, stored, metrics, duration)
+        planner.runs.put(record)  # committed only now: every output is already in the store
+        planner.runs.set_last(plan.target, rule.name, plan.key, plan.doc)
+        return record
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def receipt_of(plan: StagePlan, record: RunRecord) -> StageReceipt:
+    return StageReceipt(
+        stage=plan.stage,
+        version=plan.rule.spec.version,
+        key=record.key,
+        outputs=dict(record.outputs),
+        metrics=dict(record.metrics),
+        duration_s=record.duration_s,
+    )

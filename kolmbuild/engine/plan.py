@@ -1,0 +1,186 @@
+"""Stage keys and up-to-date decisions.
+
+A stage's key is the CID of the canonical JSON of::
+
+    {rule, version, params: {path: subtree}, inputs: {path: CID}, env: {VAR: sha256},
+     upstream: {stage: {output: CID}}}
+
+Up to date ⇔ a run with that key is recorded and all its outputs are in the store. Upstream
+*output* CIDs (not keys) go into the key, so a stage that reruns and makes the same bytes stops
+the rebuild there (early cutoff).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kolmbuild.config.compose import ComposedTarget
+from kolmbuild.engine.rules import Rule
+from kolmbuild.engine.store import RunDB, RunRecord, Store
+from kolmbuild.errors import DataError
+from kolmbuild.hashing.cid import cid_of_json
+from kolmbuild.hashing.files import StatCache
+
+
+def lookup(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def env_fingerprint(name: str) -> str | None:
+    """sha256 of an env var's value: enough to notice a change, never the secret itself."""
+    value = os.environ.get(name)
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
+
+
+def is_url(value: str) -> bool:
+    return "://" in value and not value.startswith("file://")
+
+
+@dataclass
+class Watched:
+    """Paths the decision depended on, for the no-op fast path's stamp."""
+
+    files: set[Path] = field(default_factory=set)
+    dirs: set[Path] = field(default_factory=set)
+
+
+@dataclass
+class StagePlan:
+    target: str
+    rule: Rule
+    status: str  # "up-to-date" | "stale" | "waiting" (an upstream stage must run first)
+    key: str | None = None
+    doc: dict[str, Any] | None = None
+    record: RunRecord | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def stage(self) -> str:
+        return self.rule.name
+
+
+class Planner:
+    """Computes keys and statuses for one composed target."""
+
+    def __init__(
+        self,
+        project_root: Path,
+        composed: ComposedTarget,
+        rules: Mapping[str, Rule],
+        store: Store,
+        runs: RunDB,
+        stats: StatCache,
+        watched: Watched | None = None,
+    ) -> None:
+        self.root = project_root
+        self.composed = composed
+        self.rules = rules
+        self.store = store
+        self.runs = runs
+        self.stats = stats
+        self.watched = watched if watched is not None else Watched()
+        self.tree = composed.dump()
+        self._input_cids: dict[str, str | None] = {}
+
+    @property
+    def target(self) -> str:
+        return self.composed.name
+
+    def input_path(self, dotted: str) -> Path | None:
+        value = lookup(self.tree, dotted)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise DataError(f"target {self.target!r}: {dotted} must be a path, got {value!r}")
+        if is_url(value):
+            return None
+        p = Path(value.removeprefix("file://"))
+        return p if p.is_absolute() else self.root / p
+
+    def input_cid(self, dotted: str) -> str | None:
+        if dotted in self._input_cids:
+            return self._input_cids[dotted]
+        value = lookup(self.tree, dotted)
+        cid: str | None
+        if value is None:
+            cid = None
+        elif isinstance(value, str) and is_url(value):
+            cid = str(cid_of_json({"url": value}))  # remote inputs are named, not hashed
+        else:
+            path = self.input_path(dotted)
+            assert path is not None
+            if not path.exists():
+                raise DataError(f"target {self.target!r}: {dotted}: {value}: no such file or folder")
+            if path.is_dir():
+                self.watched.dirs.add(path)
+            else:
+                self.watched.files.add(path)
+            cid = str(self.stats.path_cid(path))
+        self._input_cids[dotted] = cid
+        return cid
+
+    def key_doc(self, rule: Rule, upstream: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+        spec = rule.spec
+        return {
+            "rule": spec.name,
+            "version": spec.version,
+            "params": {p: lookup(self.tree, p) for p in spec.reads},
+            "inputs": {p: self.input_cid(p) for p in spec.inputs},
+            "env": {v: env_fingerprint(v) for v in spec.env},
+            "upstream": {s: dict(upstream[s]) for s in spec.after},
+        }
+
+    def record_for(self, key: str) -> RunRecord | None:
+        rec = self.runs.get(key)
+        if rec is None or not all(self.store.has(c) for c in rec.outputs.values()):
+            return None
+        return rec
+
+    def plan(self) -> list[StagePlan]:
+        """Statuses without running anything (for -n, status, and the build's first look)."""
+        plans: list[StagePlan] = []
+        outputs: dict[str, Mapping[str, str]] = {}
+        blocked: set[str] = set()
+        for name, rule in self.rules.items():
+            waiting_on = [d for d in rule.spec.after if d in blocked]
+            if waiting_on:
+                plans.append(StagePlan(self.target, rule, "waiting", reasons=[f"after {', '.join(waiting_on)} reruns"]))
+                blocked.add(name)
+                continue
+            doc = self.key_doc(rule, outputs)
+            key = str(cid_of_json(doc))
+            rec = self.record_for(key)
+            if rec is not None:
+                plans.append(StagePlan(self.target, rule, "up-to-date", key, doc, rec))
+                outputs[name] = rec.outputs
+            else:
+                plans.append(StagePlan(self.target, rule, "stale", key, doc, reasons=self.why(rule, key, doc)))
+                blocked.add(name)
+        return plans
+
+    def why(self, rule: Rule, key: str, doc: Mapping[str, Any]) -> list[str]:
+        last = self.runs.last(self.target, rule.name)
+        if last is None:
+            return ["never built"]
+        last_key, last_doc = last
+        if last_key == key:
+            return ["outputs missing from the cache"]
+        reasons = []
+        if last_doc.get("version") != doc["version"]:
+            reasons.append(f"rule version {last_doc.get('version')} -> {doc['version']}")
+        for section, label in (("inputs", "input"), ("params", "config"), ("env", "env"), ("upstream", "upstream")):
+            old, new = last_doc.get(section, {}), doc[section]
+            for k in sorted(set(old) | set(new)):
+                if old.get(k) != new.get(k):
+                    reasons.append(f"{label} {k} changed")
+        return reasons or ["key changed"]
