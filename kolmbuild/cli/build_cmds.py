@@ -53,7 +53,7 @@ def _ui(json_out: bool) -> BuildUI:
 
 def _stamp_args(ctx: click.Context) -> list[str] | None:
     argv = (ctx.find_root().obj or {}).get("argv")
-    return None if argv is None else [a for a in argv if a != "build"]
+    return None if argv is None else stamp.normalize_args(argv)
 
 
 def _write_stamp(ctx: click.Context, engine: Engine, composed: Sequence[ComposedTarget], message: str,

@@ -17,16 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kolmbuild.config.kolmfile import Project
-from kolmbuild.config.models import TargetConfig
+from kolmbuild.config.models import BackendSpec, GatesSpec, TargetConfig, TaskSpec
 from kolmbuild.config.yamlpos import where
 from kolmbuild.errors import ConfigError
 from kolmbuild.resources import builtin_dir
 
 GROUPS = ("task", "backend", "gates")
 _PRIMARY = "kolmbuild_target"
+
+
+def schema_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The keys of ``model`` that have defaults, with those defaults, as plain JSON values."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            continue
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True)
+        out[field.alias or name] = value
+    return out
 
 
 def is_override(token: str) -> bool:
@@ -151,12 +164,17 @@ class Composer:
             )
         budget = decl.budget or kf.budget
         node: dict[str, Any] = {
+            # _self_ first: the schema's defaults sit under the group files, so every documented key
+            # exists for `task.train.rank=32`-style overrides even when a YAML file leaves it out.
             "defaults": [
+                "_self_",
                 {"task": decl.task},
                 {"backend": decl.backend or self._backend},
                 {"gates": decl.gates or kf.defaults.gates},
-                "_self_",
             ],
+            "task": schema_defaults(TaskSpec),
+            "backend": schema_defaults(BackendSpec),
+            "gates": schema_defaults(GatesSpec),
             "target": target,
             "budget": budget.model_dump(),
             "out": decl.out,

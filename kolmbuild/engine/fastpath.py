@@ -44,14 +44,21 @@ def try_noop(args: list[str]) -> int | None:
         return None
     verb, directory, kolmfile = parsed
     try:
-        from kolmbuild.engine.stamp import STAMP_VERSION, dir_sig, env_print, file_sig, stamp_key, stamp_path
+        from kolmbuild.engine.stamp import (
+            STAMP_VERSION,
+            dir_sig,
+            env_print,
+            file_sig,
+            normalize_args,
+            stamp_key,
+            stamp_path,
+        )
 
         root = Path(directory or ".").resolve()
         if kolmfile:
             kf = Path(kolmfile) if os.path.isabs(kolmfile) else root / kolmfile
             root = kf.resolve().parent
-        norm = [a for a in args if a != "build"]
-        path = stamp_path(root / "cache", stamp_key(os.getcwd(), norm))
+        path = stamp_path(root / "cache", stamp_key(os.getcwd(), normalize_args(args)))
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):

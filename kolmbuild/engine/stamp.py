@@ -27,6 +27,17 @@ ENV_VARS = (
 )
 
 
+def normalize_args(args: Sequence[str]) -> list[str]:
+    """argv without the verb, so `kolmbuild`, `kolmbuild build` and `kolmbuild status` share a stamp."""
+    out = list(args)
+    i = 0
+    while i < len(out) and out[i] in ("-C", "-f"):
+        i += 2
+    if i < len(out) and out[i] in ("build", "status"):
+        del out[i]
+    return out
+
+
 def stamp_key(cwd: str, args: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([os.path.realpath(cwd), list(args)]).encode()).hexdigest()[:32]
 
