@@ -1,20 +1,74 @@
-"""The no-op fast path: answer "nothing to do" from a stamp, importing only the standard library.
+"""The no-op fast path: answer "nothing to do" from a stamp, importing only os, sys, marshal, hashlib.
 
 ``kolmbuild`` and ``kolmbuild status`` with nothing changed must answer in well under a second on
 projects with thousands of input files, so the console entry point calls :func:`try_noop` before it
-imports click, Hydra, pydantic or doit. Any doubt (no stamp, a moved stat, a missing object, another
-flag) returns None and the full engine decides.
+imports click, Hydra, pydantic, doit — or even pathlib and json. Any doubt (no stamp, a moved stat,
+a missing object, another flag) returns None and the full engine decides. The stamp's writer is
+:mod:`kolmbuild.engine.stamp`; the signature helpers below are shared with it.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import sys
-from pathlib import Path
 
+try:  # CPython's built-in sha256: the same digest without loading OpenSSL (~9 ms of start-up)
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - other interpreters
+    from hashlib import sha256
+
+STAMP_VERSION = 3
 _GROUP_OPTS_WITH_VALUE = ("-C", "-f")
 _VERBS = ("build", "status")
+
+
+def normalize_args(args: list[str]) -> list[str]:
+    """argv without the verb, so `kolmbuild`, `kolmbuild build` and `kolmbuild status` share a stamp."""
+    out = list(args)
+    i = 0
+    while i < len(out) and out[i] in _GROUP_OPTS_WITH_VALUE:
+        i += 2
+    if i < len(out) and out[i] in _VERBS:
+        del out[i]
+    return out
+
+
+def stamp_key(cwd: str, args: list[str]) -> str:
+    return sha256(repr([os.path.realpath(cwd), list(args)]).encode()).hexdigest()[:32]
+
+
+def stamp_file(cache_dir: str, key: str) -> str:
+    return os.path.join(cache_dir, "noop", f"{key}.stamp")
+
+
+def env_print(names: list[str] | tuple[str, ...]) -> str:
+    h = sha256()
+    for n in sorted(set(names)):
+        h.update(f"{n}={os.environ.get(n, chr(0))}\n".encode())
+    return h.hexdigest()
+
+
+def file_sig(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def dir_sig(path: str) -> str | None:
+    """Signature of a folder's (relpath, inode, size, mtime) listing, as its CID walk sees it."""
+    try:
+        from kolmbuild.hashing.tree import iter_tree
+
+        h = sha256()
+        for rel, entry in iter_tree(path):
+            st = entry.stat()
+            h.update(f"{rel}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+    except OSError:
+        return None
 
 
 def _parse(args: list[str]) -> tuple[str, str | None, str | None] | None:
@@ -44,43 +98,32 @@ def try_noop(args: list[str]) -> int | None:
         return None
     verb, directory, kolmfile = parsed
     try:
-        from kolmbuild.engine.stamp import (
-            STAMP_VERSION,
-            dir_sig,
-            env_print,
-            file_sig,
-            normalize_args,
-            stamp_key,
-            stamp_path,
-        )
-
-        root = Path(directory or ".").resolve()
+        root = os.path.abspath(directory or ".")
         if kolmfile:
-            kf = Path(kolmfile) if os.path.isabs(kolmfile) else root / kolmfile
-            root = kf.resolve().parent
-        path = stamp_path(root / "cache", stamp_key(os.getcwd(), normalize_args(args)))
+            root = os.path.dirname(os.path.realpath(os.path.join(root, kolmfile)))
+        path = stamp_file(os.path.join(root, "cache"), stamp_key(os.getcwd(), normalize_args(args)))
         try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
+            with open(path, "rb") as f:
+                doc = marshal.loads(f.read())
+        except (OSError, ValueError, EOFError, TypeError):
             return None
         if doc.get("v") != STAMP_VERSION or doc.get("python") != sys.executable:
             return None
         if doc.get("env") != env_print(doc.get("env_names", ())):
             return None
         for p, sig in doc["files"].items():
-            if file_sig(Path(p)) != sig:
+            if file_sig(p) != sig:
                 return None
         for p in doc["objects"]:
             if not os.path.isfile(p):
                 return None
         for p, sig in doc["dirs"].items():
-            if dir_sig(Path(p)) != sig:
+            if dir_sig(p) != sig:
                 return None
     except Exception:  # the fast path never fails a build: the full engine decides instead
         return None
-    out = sys.stdout
     if verb == "status":
-        out.write("\n".join(doc["status_lines"]) + "\n")
+        sys.stdout.write("\n".join(doc["status_lines"]) + "\n")
     else:
         sys.stderr.write(doc["build_message"] + "\n")
     return 0

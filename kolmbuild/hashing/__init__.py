@@ -1,10 +1,28 @@
 """Content identity: canonical JSON (RFC 8785), CIDv1, and file hashing with a stat cache.
 
-This layer sits below everything else and imports only the standard library, so the engine's
-no-op fast path can use it without loading the rest of kolmbuild.
+This layer sits below everything else and imports only the standard library. Names load lazily so
+the engine's no-op fast path (which needs only :mod:`kolmbuild.hashing.tree`) stays cheap.
 """
 
-from kolmbuild.hashing.cid import CID, cid_of_bytes, cid_of_json, parse_cid
-from kolmbuild.hashing.jcs import canonical_json
+from __future__ import annotations
 
-__all__ = ["CID", "canonical_json", "cid_of_bytes", "cid_of_json", "parse_cid"]
+from typing import Any
+
+_EXPORTS = {
+    "CID": "kolmbuild.hashing.cid",
+    "cid_of_bytes": "kolmbuild.hashing.cid",
+    "cid_of_json": "kolmbuild.hashing.cid",
+    "parse_cid": "kolmbuild.hashing.cid",
+    "canonical_json": "kolmbuild.hashing.jcs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kolmbuild.hashing' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

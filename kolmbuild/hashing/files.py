@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 from kolmbuild.hashing.cid import CID, cid_of_json, parse_cid
+from kolmbuild.hashing.tree import iter_tree
 
 _BUF = 1 << 20
 
@@ -32,25 +32,6 @@ def hash_file(path: str | os.PathLike[str]) -> bytes:
 
 def file_cid(path: str | os.PathLike[str]) -> CID:
     return CID("raw", hash_file(path))
-
-
-def iter_tree(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Regular files under ``root`` as (posix relpath, entry), sorted, skipping dot-names."""
-    stack = [("", str(root))]
-    out: list[tuple[str, os.DirEntry[str]]] = []
-    while stack:
-        prefix, folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name.startswith("."):
-                    continue
-                rel = f"{prefix}{entry.name}"
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((rel + "/", entry.path))
-                elif entry.is_file(follow_symlinks=True):
-                    out.append((rel, entry))
-    out.sort(key=lambda item: item[0])
-    yield from out
 
 
 def _sig(st: os.stat_result) -> tuple[int, int, int]:
