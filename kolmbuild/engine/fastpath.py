@@ -58,17 +58,26 @@ def file_sig(path: str) -> list[int] | None:
 
 
 def dir_sig(path: str) -> str | None:
-    """Signature of a folder's (relpath, inode, size, mtime) listing, as its CID walk sees it."""
+    """Signature of a folder's sorted (relpath, inode, size, mtime_ns) listing, dot-names skipped,
+    the same files its CID walk (:func:`kolmbuild.hashing.tree.iter_tree`) sees."""
+    rows: list[tuple[str, int, int, int]] = []
+    stack = [("", path)]
     try:
-        from kolmbuild.hashing.tree import iter_tree
-
-        h = sha256()
-        for rel, entry in iter_tree(path):
-            st = entry.stat()
-            h.update(f"{rel}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()
+        while stack:
+            prefix, folder = stack.pop()
+            with os.scandir(folder) as it:
+                for e in it:
+                    if e.name[0] == ".":
+                        continue
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((prefix + e.name + "/", e.path))
+                    elif e.is_file():
+                        st = e.stat()
+                        rows.append((prefix + e.name, st.st_ino, st.st_size, st.st_mtime_ns))
     except OSError:
         return None
+    rows.sort()
+    return sha256(repr(rows).encode()).hexdigest()
 
 
 def _parse(args: list[str]) -> tuple[str, str | None, str | None] | None:
