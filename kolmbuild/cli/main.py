@@ -32,7 +32,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "compute": ("kolmbuild.cli.compute_cmds:compute", "Compute backends: list, detect, pick, quote, rent."),
     "seeds": ("kolmbuild.cli.seeds_cmds:seeds", "Validate or convert example files."),
     "run": ("kolmbuild.cli.run_cmds:run", "Answer inputs with a .kolm file, offline."),
-    "eval": ("kolmbuild.cli.run_cmds:eval_", "Score a .kolm file (or an endpoint) on examples."),
+    "eval": ("kolmbuild.cli.eval_cmds:eval_", "Score a .kolm file (or an endpoint) on examples."),
     "serve": ("kolmbuild.cli.serve_cmds:serve", "Serve a .kolm file (OpenAI / LoRAX compatible)."),
     "bench": ("kolmbuild.cli.serve_cmds:bench", "Measure calls/s or tokens/s of a .kolm file."),
     "import": ("kolmbuild.cli.migrate_cmds:import_", "Import a Predibase/Ludwig export."),
