@@ -1,0 +1,65 @@
+"""Read what the K-score needs from a task block: the model profile and the teacher's price.
+
+The task block is a ``TaskSpec`` dump: the evaluate stage's ``task`` config, or a manifest's
+``task`` when ``kolmbuild eval`` re-scores an artifact. Sections are validated with the task's own
+pydantic models, so a malformed manifest is an error naming the key, not a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from kolmbuild.config.models import GatesSpec, RecallSpec, ShapeSpec, TeacherSpec
+from kolmbuild.errors import UserInputError
+from kolmbuild.evaluate.estimate import ModelProfile, TeacherPrice, recall_context_tokens, teacher_price
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def section(block: Mapping[str, Any] | None, key: str, model: type[M], *, where: str) -> M:
+    """``block[key]`` validated as ``model`` (missing: the model's defaults)."""
+    raw = (block or {}).get(key) or {}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise UserInputError(f"{where}: {key}.{loc}: {first['msg']}") from exc
+
+
+def gates_of(raw: Mapping[str, Any] | None, *, where: str) -> GatesSpec:
+    return section({"gates": raw}, "gates", GatesSpec, where=where)
+
+
+def model_profile(task: Mapping[str, Any], *, weight_bytes: int, has_index: bool, where: str = "task") -> ModelProfile:
+    shape = section(task, "shape", ShapeSpec, where=where)
+    recall = section(task, "recall", RecallSpec, where=where)
+    context = recall_context_tokens(recall.top_k, recall.chunk_chars) if has_index and weight_bytes else 0
+    return ModelProfile(
+        weight_bytes=weight_bytes,
+        context_tokens=context,
+        recall=has_index and weight_bytes > 0,
+        max_output_tokens=shape.max_output_tokens,
+    )
+
+
+def teacher_of(task: Mapping[str, Any], *, has_index: bool, where: str = "task") -> TeacherPrice:
+    context = 0
+    if has_index:  # distill grounds each teacher prompt on the recalled chunks
+        recall = section(task, "recall", RecallSpec, where=where)
+        context = recall_context_tokens(recall.top_k, recall.chunk_chars)
+    if not task.get("teacher"):
+        return teacher_price(None, None, context_tokens=context)
+    spec = section(task, "teacher", TeacherSpec, where=where)
+    return teacher_price(
+        spec.price_in_per_mtok, spec.price_out_per_mtok, system_prompt=spec.system_prompt, context_tokens=context
+    )
+
+
+def file_sizes(files: Mapping[str, Path | None]) -> dict[str, int]:
+    """Byte sizes of the present files, by name."""
+    return {name: Path(p).stat().st_size for name, p in sorted(files.items()) if p is not None}
