@@ -1,0 +1,412 @@
+"""``kolmbuild compute``: list, detect, pick, use, info, status, test, quote, rent (all with --json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kolmbuild.errors import ConfigError, KolmError
+
+JSON_OPT = click.option("--json", "json_out", is_flag=True, help="JSON on stdout.")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The project (when there is a kolmfile) and the registry composed from its conf/ and the built-in one."""
+
+    root: Path
+    project: Any
+    registry: Any
+
+
+def _context(ctx: click.Context) -> Context:
+    from kolmbuild.compute.registry import builtin_conf_dirs, load_registry
+    from kolmbuild.config.kolmfile import load_project
+
+    obj = ctx.find_root().obj or {}
+    directory = Path(obj.get("directory") or ".").resolve()
+    project = None
+    try:
+        project = load_project(directory, obj.get("kolmfile"))
+    except ConfigError:
+        if obj.get("kolmfile"):
+            raise
+        if (directory / "kolmfile.yaml").is_file():
+            raise
+    root = project.root if project else directory
+    return Context(root, project, load_registry(builtin_conf_dirs(root)))
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _job(c: Context, spec: str | None, target: str | None) -> Any:
+    """The job named by --spec or a target; None when neither is given."""
+    from kolmbuild.compute.job import job_from_task, load_job_spec
+
+    if spec and target:
+        raise click.UsageError("give --spec or a TARGET, not both")
+    if spec:
+        p = Path(spec)
+        return load_job_spec(p if p.is_absolute() else c.root / p)
+    if target:
+        if c.project is None:
+            raise ConfigError(f"target {target!r}: no kolmfile.yaml in {c.root}")
+        from kolmbuild.config.compose import Composer
+
+        composed = Composer(c.project).compose(target)
+        return job_from_task(composed.config.task, c.project.root, name=target)
+    return None
+
+
+def _target_budget(c: Context, target: str | None) -> float | None:
+    if c.project is None:
+        return None
+    kf = c.project.kolmfile
+    if target and target in kf.targets and kf.targets[target].budget is not None:
+        return kf.targets[target].budget.usd  # type: ignore[union-attr]
+    return kf.budget.usd
+
+
+@click.group("compute")
+def compute() -> None:
+    """Compute backends: see them, pick one, quote a build everywhere, rent with a budget cap."""
+
+
+# ---------------------------------------------------------------------------------------- list
+@compute.command("list")
+@JSON_OPT
+@click.pass_context
+def list_(ctx: click.Context, json_out: bool) -> None:
+    """Every backend, grouped LOCAL / CLOUD / SELF-HOSTED: tier, what enables it, price, runtime."""
+    from kolmbuild.compute.quote import pricing_label
+    from kolmbuild.compute.registry import KIND_GROUP
+
+    c = _context(ctx)
+    rows = [{"name": s.name, "group": KIND_GROUP[s.kind], "kind": s.kind, "tier": s.tier,
+             "enables": s.enables or (", ".join(s.auth) if s.auth else "always available"),
+             "price": pricing_label(s), "cold_start_seconds": s.cold_start_seconds, "runtime": s.runtime,
+             "train": s.train, "infer": s.infer, "source": str(c.registry.sources[s.name])}
+            for s in c.registry]
+    if json_out:
+        _emit({"registry": c.registry.version(), "backends": rows})
+        return
+    click.echo(f"registry {c.registry.version()}: {len(rows)} backends")
+    for group in ("LOCAL", "CLOUD", "SELF-HOSTED"):
+        members = [r for r in rows if r["group"] == group]
+        if not members:
+            continue
+        click.echo(f"\n{group}")
+        for r in members:
+            role = "train+infer" if r["train"] and r["infer"] else ("infer only" if r["infer"] else "train only")
+            click.echo(f"  {r['name']:<15} {r['tier']:<12} {r['price']:<16} {role:<12} {r['enables']}")
+            if r["runtime"]:
+                click.echo(f"  {'':<15} runtime: {r['runtime']}")
+
+
+# -------------------------------------------------------------------------------------- detect
+@compute.command("detect")
+@click.argument("names", nargs=-1)
+@JSON_OPT
+@click.pass_context
+def detect_(ctx: click.Context, names: tuple[str, ...], json_out: bool) -> None:
+    """Per backend: ok / not detected / no token (and how to enable it)."""
+    from kolmbuild.compute.picker import detect_all
+
+    c = _context(ctx)
+    for n in names:
+        c.registry.get(n)
+    found = detect_all(c.registry, only=names or None)
+    if json_out:
+        _emit([d.to_json() for d in found.values()])
+        return
+    for d in found.values():
+        click.echo(f"{d.backend:<15} {d.status:<13} {d.detail}")
+
+
+# ---------------------------------------------------------------------------------------- pick
+def _pick(c: Context, spec: str | None, target: str | None, airgap: bool, budget: float | None,
+          min_vram: float | None, role: str) -> Any:
+    from kolmbuild.compute.picker import PickRequest, detect_all, pick
+
+    job = _job(c, spec, target)
+    req = PickRequest(airgap=airgap, budget_usd=budget, min_vram_gb=min_vram, role=role,  # type: ignore[arg-type]
+                      job=job)
+    return pick(c.registry, detect_all(c.registry), req)
+
+
+@compute.command("pick")
+@click.argument("target", required=False)
+@click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML to pick for.")
+@click.option("--airgap", is_flag=True, help="Only backends that run with no network.")
+@click.option("--budget", type=click.FloatRange(min=0), help="USD cap: per hour, or for the job when given.")
+@click.option("--min-vram", type=click.FloatRange(min=0), help="Minimum accelerator memory, GB.")
+@click.option("--train/--infer", "train", default=True, help="The role the backend must serve.")
+@JSON_OPT
+@click.pass_context
+def pick_(ctx: click.Context, target: str | None, spec: str | None, airgap: bool, budget: float | None,
+          min_vram: float | None, train: bool, json_out: bool) -> None:
+    """Score every backend that passes the filters; print the pick, runners-up and what was removed."""
+    c = _context(ctx)
+    res = _pick(c, spec, target, airgap, budget, min_vram, "train" if train else "infer")
+    if json_out:
+        _emit(res.to_json())
+        if res.picked is None:
+            ctx.exit(1)
+        return
+    p = res.picked
+    if p is None:
+        click.echo("picked: none (every backend was filtered out)")
+    else:
+        click.echo(f"picked:  {p.backend}")
+        click.echo(f"device:  {p.device}")
+        click.echo(f"score:   {p.score:.3f}")
+        click.echo(f"reason:  {res.reason()}")
+        if res.runners_up:
+            click.echo("runners-up:")
+            for s in res.runners_up:
+                click.echo(f"  {s.backend:<15} {s.score:.3f}")
+    if res.filtered:
+        click.echo("filtered:")
+        for f in res.filtered:
+            click.echo(f"  {f}")
+    for note in res.notes:
+        click.echo(f"job: {note}")
+    click.echo(f"picker: {res.version}")
+    if p is None:
+        ctx.exit(1)
+
+
+# ----------------------------------------------------------------------------------------- use
+@compute.command("use")
+@click.argument("name")
+@JSON_OPT
+@click.pass_context
+def use(ctx: click.Context, name: str, json_out: bool) -> None:
+    """Make NAME the default backend (user config). KOLM_BACKEND and the kolmfile override it."""
+    from kolmbuild.compute.defaults import write_default_backend
+
+    c = _context(ctx)
+    c.registry.get(name)
+    path = write_default_backend(name)
+    if json_out:
+        _emit({"backend": name, "config": str(path)})
+    else:
+        click.echo(f"default backend: {name} (written to {path})")
+
+
+# ---------------------------------------------------------------------------------------- info
+@compute.command("info")
+@click.argument("name")
+@JSON_OPT
+@click.pass_context
+def info(ctx: click.Context, name: str, json_out: bool) -> None:
+    """Everything the registry knows about NAME, its detection, and a quote of the reference job."""
+    from kolmbuild.compute.detect import detect
+    from kolmbuild.compute.job import REFERENCE_JOB
+    from kolmbuild.compute.quote import quote
+
+    c = _context(ctx)
+    spec = c.registry.get(name)
+    doc = {"backend": spec.model_dump(mode="json"), "source": str(c.registry.sources[name]),
+           "detect": detect(spec).to_json(), "reference_quote": quote(spec, REFERENCE_JOB).to_json()}
+    if json_out:
+        _emit(doc)
+        return
+    for k, v in doc["backend"].items():
+        click.echo(f"{k:<20} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    click.echo(f"{'source':<20} {doc['source']}")
+    d = doc["detect"]
+    click.echo(f"{'detect':<20} {d['status']} ({d['detail']})")
+    q = doc["reference_quote"]
+    click.echo(f"{'reference quote':<20} {q['duration_s']:.0f} s, ${q['cost_usd']:.2f}  [{q['basis'] or q['reason']}]")
+
+
+# -------------------------------------------------------------------------------------- status
+@compute.command("status")
+@click.option("--all", "show_all", is_flag=True, help="Also rentals already released.")
+@click.option("--no-remote", is_flag=True, help="Do not ask providers for orphans (ledger only).")
+@JSON_OPT
+@click.pass_context
+def status(ctx: click.Context, show_all: bool, no_remote: bool, json_out: bool) -> None:
+    """Live rentals this machine started (the ledger) and orphans (provider instances it does not know)."""
+    from kolmbuild.compute.status import rental_status
+
+    c = _context(ctx)
+    report = rental_status(c.registry, include_released=show_all, ask_providers=not no_remote)
+    if json_out:
+        _emit(report)
+        return
+    rentals = report["rentals"]
+    if not rentals:
+        click.echo("no live rentals")
+    for r in rentals:
+        iid = r["instance_id"] or "-"
+        click.echo(f"{r['run_id']}  {r['backend']:<10} {r['state']:<15} {iid:<14} est ${r['estimate_usd']:.2f}"
+                   + (f"  ({r['note']})" if r["note"] else ""))
+    for o in report["orphans"]:
+        click.echo(f"ORPHAN {o['backend']} instance {o['instance_id']} ({o['label']}, {o['status']}): "
+                   "not released by this machine's ledger")
+    for e in report["errors"]:
+        click.echo(f"could not list {e['backend']}: {e['error']}")
+
+
+# ---------------------------------------------------------------------------------------- test
+@compute.command("test")
+@click.argument("name")
+@JSON_OPT
+@click.pass_context
+def test_(ctx: click.Context, name: str, json_out: bool) -> None:
+    """Four steps on NAME: auth check, container provision, trainer dry run (no weights), receipt round-trip."""
+    from kolmbuild.compute.selftest import self_test
+
+    c = _context(ctx)
+    spec = c.registry.get(name)
+    steps = self_test(spec, c.root, echo=(lambda s: None) if json_out else (lambda s: click.echo(f"  {s}", err=True)))
+    ok = all(s["ok"] for s in steps)
+    if json_out:
+        _emit({"backend": name, "passed": ok, "steps": steps})
+    else:
+        for s in steps:
+            click.echo(f"{'PASS' if s['ok'] else 'FAIL'}  {s['step']:<20} {s['detail']}")
+        click.echo(f"{name}: {'PASS' if ok else 'FAIL'}")
+    if not ok:
+        ctx.exit(1)
+
+
+# --------------------------------------------------------------------------------------- quote
+@compute.command("quote")
+@click.argument("target", required=False)
+@click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML to quote.")
+@JSON_OPT
+@click.pass_context
+def quote_(ctx: click.Context, target: str | None, spec: str | None, json_out: bool) -> None:
+    """BACKEND DURATION COST BASIS for every eligible backend. Runs no code; costs nothing."""
+    from kolmbuild.compute import teacher_estimate
+    from kolmbuild.compute.job import REFERENCE_JOB
+    from kolmbuild.compute.quote import quote
+
+    c = _context(ctx)
+    job = _job(c, spec, target)
+    if job is None and c.project is not None and len(c.project.kolmfile.targets) == 1:
+        target = next(iter(c.project.kolmfile.targets))
+        job = _job(c, None, target)
+    job = job or REFERENCE_JOB
+    quotes = [quote(s, job) for s in c.registry]
+    teacher = None
+    if target and c.project is not None:
+        from kolmbuild.config.compose import Composer
+
+        teacher = teacher_estimate(Composer(c.project).compose(target).config.task, job.rows)
+    eligible = [q for q in quotes if q.eligible]
+    doc = {"job": {**job.to_json(), "origin": job.origin}, "registry": c.registry.version(),
+           "quotes": [q.to_json() for q in eligible],
+           "ineligible": [{"backend": q.backend, "reason": q.reason} for q in quotes if not q.eligible],
+           "teacher_cost_usd": teacher}
+    if json_out:
+        _emit(doc)
+        return
+    click.echo(f"job: {job.name}: {job.origin}")
+    click.echo(f"{'BACKEND':<15} {'DURATION':>10} {'COST':>10}  BASIS")
+    for q in sorted(eligible, key=lambda q: (q.cost_usd, q.duration_s)):
+        click.echo(f"{q.backend:<15} {_dur(q.duration_s):>10} {'$%.2f' % q.cost_usd:>10}  {q.basis}")
+    for q in quotes:
+        if not q.eligible:
+            click.echo(f"{q.backend:<15} {'-':>10} {'-':>10}  not eligible: {q.reason}")
+    if teacher is not None:
+        click.echo(f"teacher: ${teacher:.2f} estimated (added to every backend's cost for the budget)")
+    click.echo(f"registry {c.registry.version()}; no code ran, nothing was spent")
+
+
+def _dur(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------- rent
+@compute.command("rent", context_settings={"allow_interspersed_args": False})
+@click.argument("target", required=False)
+@click.option("--backend", "backend_name", required=True, help="The backend to rent.")
+@click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML (its work is quoted).")
+@click.option("--budget", type=click.FloatRange(min=0), help="USD cap; default: the kolmfile's budget.usd.")
+@click.option("--confirm", is_flag=True, help="Rent without asking (required without a TTY).")
+@click.option("--data", type=click.Path(dir_okay=False, exists=True), help="A JSONL file to ship with the job.")
+@click.option("--command", "command", multiple=True,
+              help="Run this command on the machine instead of the trainer dry run (repeat per argument).")
+@JSON_OPT
+@click.pass_context
+def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | None, budget: float | None,
+         confirm: bool, data: str | None, command: tuple[str, ...], json_out: bool) -> None:
+    """Quote, check the budget (before any provider call), confirm, run, and always release."""
+    from kolmbuild.compute import teacher_estimate
+    from kolmbuild.compute.adapters import adapter_for
+    from kolmbuild.compute.job import REFERENCE_JOB
+    from kolmbuild.compute.ledger import new_run_id
+    from kolmbuild.compute.rent import confirm_gate, payload_dir, refuse_over_budget, run_rental
+
+    c = _context(ctx)
+    spec_obj = c.registry.get(backend_name)
+    job = _job(c, spec, target) or REFERENCE_JOB
+    adapter = adapter_for(spec_obj, workdir=c.root / "kolm-runs")
+    q = adapter.quote(job)
+    if not q.eligible:
+        raise ConfigError(f"backend {backend_name!r} cannot run this job: {q.reason}")
+    cap = budget if budget is not None else _target_budget(c, target)
+    teacher = 0.0
+    if target and c.project is not None:
+        from kolmbuild.config.compose import Composer
+
+        teacher = teacher_estimate(Composer(c.project).compose(target).config.task, job.rows) or 0.0
+    refuse_over_budget(q, cap, teacher)  # 1. budget gate: no provider call yet
+    if adapter.provisioned or spec_obj.kind not in ("local", "self-hosted"):
+        adapter.token()  # 2. credentials present (still no provider call)
+    confirm_gate(q, confirm=confirm, is_tty=sys.stdin.isatty(),  # 3. confirm gate
+                 ask=lambda question: click.confirm(question, default=False, err=True))
+    run_id = new_run_id()
+    data_path = Path(data) if data else _target_data(c, target)
+    say = (lambda s: None) if json_out else (lambda s: click.echo(s, err=True))
+    if not json_out:
+        click.echo(f"renting {backend_name}: estimate ${q.cost_usd:.2f}, {_dur(q.duration_s)} ({q.basis}); "
+                   f"run id {run_id}", err=True)
+    with payload_dir(job, run_id, command or None, data_path) as shipped:
+        progress = _RentProgress(say)
+        result = run_rental(adapter, shipped, progress.line, run_id=run_id, estimate_usd=q.cost_usd)
+    if json_out:
+        _emit({**result.to_json(), "quote": q.to_json()})
+    else:
+        cost = "" if result.actual_usd is None else f", actual ${result.actual_usd:.4f}"
+        click.echo(f"{backend_name}: exit {result.exit_code} in {result.duration_s:.1f} s (estimate "
+                   f"${result.estimate_usd:.2f}{cost}); released")
+        for p in result.outputs:
+            click.echo(f"  output: {p}")
+    if result.exit_code != 0:
+        raise KolmError(f"{backend_name}: the job exited with status {result.exit_code}; the machine was released")
+
+
+def _target_data(c: Context, target: str | None) -> Path | None:
+    if not target or c.project is None:
+        return None
+    from kolmbuild.config.compose import Composer
+
+    ex = Path(Composer(c.project).compose(target).config.task.examples)
+    path = ex if ex.is_absolute() else c.project.root / ex
+    return path if path.is_file() else None
+
+
+class _RentProgress:
+    """Lines from the machine, shown through a rich status line on a TTY, plain lines otherwise."""
+
+    def __init__(self, say: Any) -> None:
+        self.say = say
+
+    def line(self, text: str) -> None:
+        self.say(f"  | {text}")

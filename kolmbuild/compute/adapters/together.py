@@ -1,0 +1,63 @@
+"""Together AI fine-tuning, REST: ``POST /files/upload`` (the labels) → ``POST /fine-tunes`` (LoRA)
+→ ``GET /fine-tunes/{id}`` → ``POST /fine-tunes/{id}/cancel``. ``GET /fine-tunes`` lists jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance, check_response, http_client
+from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
+from kolmbuild.compute.job import Job
+from kolmbuild.compute.registry import extra
+
+_STATES: dict[str, JobState] = {
+    "pending": "queued", "queued": "queued", "running": "running", "compressing": "running",
+    "uploading": "running", "cancel_requested": "running", "cancelled": "cancelled",
+    "error": "failed", "user_error": "failed", "completed": "succeeded",
+}
+
+
+class TogetherAdapter(ServerlessAdapter):
+    def _client(self) -> Any:
+        return http_client(self, {"Authorization": f"Bearer {self.token()}"})
+
+    def submit(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
+        data = next((f for f in job.files if f.name.endswith(".jsonl")), None)
+        if data is None:
+            raise ProviderError("together: the job has no .jsonl training file to upload")
+        with self._client() as c:
+            with data.open("rb") as fh:
+                up = check_response(
+                    c.post("/files/upload", data={"purpose": "fine-tune", "file_name": f"{run_id}.jsonl"},
+                           files={"file": (f"{run_id}.jsonl", fh, "application/jsonl")}),
+                    "upload", backend="together")
+            body = {
+                "training_file": up["id"], "model": extra(self.spec, "model"), "n_epochs": max(1, round(job.epochs)),
+                "suffix": label, "lora": True, "lora_r": 8, "lora_alpha": 16, "batch_size": "max",
+            }
+            ft = check_response(c.post("/fine-tunes", json=body), "create fine-tune", backend="together")
+        return str(ft["id"]), {"status": ft.get("status"), "file_id": up["id"]}
+
+    def job_state(self, job_id: str) -> tuple[JobState, dict[str, Any]]:
+        with self._client() as c:
+            ft = check_response(c.get(f"/fine-tunes/{job_id}"), f"fine-tune {job_id}", backend="together")
+        raw = str(ft.get("status", ""))
+        info: dict[str, Any] = {"status": raw, "output_name": ft.get("output_name"),
+                                "log_tail": [e.get("message", "") for e in (ft.get("events") or [])[-5:]]}
+        return _STATES.get(raw, "running"), info
+
+    def cancel_job(self, job_id: str) -> None:
+        with self._client() as c:
+            check_response(c.post(f"/fine-tunes/{job_id}/cancel"), f"cancel {job_id}", backend="together")
+
+    def list_instances(self) -> list[RemoteInstance]:
+        with self._client() as c:
+            rows = check_response(c.get("/fine-tunes"), "fine-tunes", backend="together").get("data") or []
+        out = []
+        for r in rows:
+            label = str(r.get("suffix") or "")
+            if label.startswith("kolm-"):
+                state = _STATES.get(str(r.get("status")), "running")
+                out.append(RemoteInstance(str(r.get("id")), label, "gone" if state in
+                                          ("succeeded", "failed", "cancelled") else state))
+        return out

@@ -1,0 +1,128 @@
+"""The ledger of rentals this machine started: one JSON file in the user's state dir.
+
+Written before anything is waited for (the instance id goes in as soon as the provider returns it),
+updated at each step, and never marked ``released`` until the provider confirms. Every write is a
+whole-file rewrite (temp + ``os.replace``) under an ``flock``, so two kolmbuilds and a crash mid-write
+never leave a torn ledger. Records hold ids and prices, never tokens.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from kolmbuild.errors import ConfigError
+
+State = Literal["provisioning", "running", "releasing", "released", "release-failed"]
+LIVE_STATES: tuple[str, ...] = ("provisioning", "running", "releasing", "release-failed")
+
+
+def state_dir() -> Path:
+    """``$KOLM_STATE_DIR``; else ``<KOLM_CONFIG_DIR>/state`` when that is set; else XDG state home."""
+    explicit = os.environ.get("KOLM_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    cfg = os.environ.get("KOLM_CONFIG_DIR")
+    if cfg:
+        return Path(cfg) / "state"
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "kolmbuild"
+
+
+def new_run_id() -> str:
+    return f"kolm-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Rental:
+    run_id: str
+    backend: str
+    state: State
+    instance_id: str | None = None
+    label: str = ""
+    estimate_usd: float = 0.0
+    actual_usd: float | None = None
+    started_at: float = 0.0
+    updated_at: float = 0.0
+    note: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)  # bundle/offer id, image, ssh endpoint
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+
+class Ledger:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or state_dir() / "rentals.json"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{self.path}: the rental ledger is not valid JSON (line {exc.lineno})") from exc
+        rentals = data.get("rentals") if isinstance(data, dict) else None
+        if not isinstance(rentals, dict):
+            raise ConfigError(f"{self.path}: the rental ledger has no 'rentals' mapping")
+        return rentals
+
+    def _write(self, rentals: dict[str, dict[str, Any]]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_text(json.dumps({"version": 1, "rentals": rentals}, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def all(self) -> list[Rental]:
+        with self._locked():
+            rows = self._read()
+        return [Rental(**r) for r in rows.values()]
+
+    def live(self) -> list[Rental]:
+        return [r for r in self.all() if r.live]
+
+    def get(self, run_id: str) -> Rental | None:
+        with self._locked():
+            row = self._read().get(run_id)
+        return Rental(**row) if row else None
+
+    def put(self, rental: Rental) -> Rental:
+        stamped = replace(rental, updated_at=time.time(), started_at=rental.started_at or time.time())
+        with self._locked():
+            rows = self._read()
+            rows[rental.run_id] = asdict(stamped)
+            self._write(rows)
+        return stamped
+
+    def update(self, run_id: str, **changes: Any) -> Rental:
+        with self._locked():
+            rows = self._read()
+            if run_id not in rows:
+                raise KeyError(run_id)
+            merged = {**rows[run_id], **changes, "updated_at": time.time()}
+            rows[run_id] = merged
+            self._write(rows)
+        return Rental(**merged)

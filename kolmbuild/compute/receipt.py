@@ -1,0 +1,61 @@
+"""The compute block a build's manifest signs: deterministic (no wall clock, no absolute paths)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
+
+from kolmbuild.compute.job import DEFAULT_EVAL_TOKENS, Job, model_params
+from kolmbuild.compute.picker import PICKER_VERSION
+from kolmbuild.compute.quote import SLACK, quote
+from kolmbuild.compute.registry import REGISTRY_SCHEMA, extra
+from kolmbuild.config.models import BackendSpec
+
+ROW_TOKENS = 64  # assumed tokens per row when no stage reported a token count
+
+
+def _metrics(receipts: Mapping[str, Any], stage: str) -> Mapping[str, Any]:
+    r = receipts.get(stage)
+    m = getattr(r, "metrics", None) if r is not None else None
+    return m if isinstance(m, Mapping) else {}
+
+
+def job_from_receipts(receipts: Mapping[str, Any]) -> Job:
+    ingest, train, ev = _metrics(receipts, "ingest"), _metrics(receipts, "train"), _metrics(receipts, "evaluate")
+    rows = int(ingest.get("rows") or 0) if isinstance(ingest.get("rows"), (int, float)) else 0
+    base = train.get("base") if isinstance(train.get("base"), Mapping) else {}
+    params, _ = model_params(str(base.get("name") or "smollm2"), Path("/nonexistent"))  # names only
+    tokens = train.get("tokens")
+    tokens = int(tokens) if isinstance(tokens, (int, float)) else rows * ROW_TOKENS
+    epochs = 1.0
+    trained = bool(train.get("trained", False))
+    eval_cases = ev.get("cases")
+    eval_cases = int(eval_cases) if isinstance(eval_cases, (int, float)) else int(math.ceil(rows * 0.2))
+    return Job(name="build", model_params=params, train_tokens=tokens if trained else 0, epochs=epochs,
+               eval_cases=eval_cases, eval_tokens_per_case=DEFAULT_EVAL_TOKENS, kind="train",
+               origin=f"receipts: {rows} rows, {tokens} tokens, trained={trained}")
+
+
+def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> dict[str, Any]:
+    spec = backend if isinstance(backend, BackendSpec) else BackendSpec.model_validate(dict(backend))
+    job = job_from_receipts(receipts)
+    q = quote(spec, job)
+    train = _metrics(receipts, "train")
+    actual = None
+    reported = train.get("compute")
+    if isinstance(reported, Mapping) and isinstance(reported.get("cost_usd"), (int, float)):
+        actual = float(reported["cost_usd"])
+    return {
+        "backend": spec.name,
+        "kind": spec.kind,
+        "device": str(train.get("device") or extra(spec, "device", "") or ""),
+        "gpu": str(extra(spec, "gpu", "") or ""),
+        "price": {"basis": spec.pricing.basis, "rate_usd": spec.pricing.rate_usd},
+        "catalog_date": spec.catalog_date,
+        "estimate": {"duration_seconds": round(q.duration_s, 1), "cost_usd": round(q.cost_usd, 6),
+                     "basis": q.basis, "work": job.to_json()},
+        "actual": {"cost_usd": actual},
+        "provenance": {"picker_version": PICKER_VERSION, "registry_schema": REGISTRY_SCHEMA, "slack": SLACK},
+    }
