@@ -1,0 +1,57 @@
+"""The recipe pack's deterministic-token table as a llama.cpp speculative draft model.
+
+llama-cpp-python calls the draft with every token so far (prompt + generated) after each
+accepted step; the draft decodes the generated part, asks ``DraftTable.propose(text_so_far)`` for
+the continuation every accepted output shares at that point (JSON keys, braces, fixed phrasing),
+and returns it as tokens. The model verifies the proposal in one batch, so a right guess costs
+one forward pass for many tokens and a wrong one costs little; with greedy sampling the output is
+the same as plain decoding. The Llama must be created with ``logits_all=True``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from llama_cpp.llama_speculative import LlamaDraftModel
+
+_EMPTY = np.array([], dtype=np.intc)
+
+
+class DraftSource(Protocol):
+    def propose(self, text_so_far: str) -> str: ...
+
+
+class RecipeDraft(LlamaDraftModel):
+    """Per-generation state (the table, where the prompt ends) is set by :meth:`begin` under the
+    runner's lock; llama.cpp calls the instance from that same thread."""
+
+    def __init__(self, max_tokens: int = 16) -> None:
+        self.max_tokens = max_tokens
+        self._llm: Any = None
+        self._table: DraftSource | None = None
+        self._prompt_len = 0
+        self._local = threading.Lock()
+        self.proposed_total = 0  # tokens proposed over this draft's life (stats, tests)
+
+    def bind(self, llm: Any) -> None:
+        self._llm = llm
+
+    def begin(self, table: DraftSource | None, prompt_len: int) -> None:
+        with self._local:
+            self._table = table
+            self._prompt_len = prompt_len
+
+    def __call__(self, input_ids: npt.NDArray[np.intc], /, **kwargs: Any) -> npt.NDArray[np.intc]:
+        table = self._table
+        if table is None or self._llm is None or len(input_ids) <= self._prompt_len:
+            return _EMPTY
+        generated = self._llm.detokenize(input_ids[self._prompt_len :].tolist()).decode("utf-8", errors="ignore")
+        proposal = table.propose(generated)
+        if not proposal:
+            return _EMPTY
+        tokens = self._llm.tokenize(proposal.encode("utf-8"), add_bos=False, special=False)[: self.max_tokens]
+        self.proposed_total += len(tokens)
+        return np.asarray(tokens, dtype=np.intc)

@@ -1,0 +1,176 @@
+"""The model route: llama-cpp-python with a base GGUF (+ a GGUF LoRA adapter), one at a time.
+
+A llama context is not thread-safe, so one :class:`LlamaRunner` serializes generations with a
+lock (a server's threads queue here). Prompts are rendered with the GGUF's own chat template and
+tokenized here, so the recipe draft knows where the prompt ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kolmbuild.errors import ArtifactError
+from kolmbuild.runtime.constrain import NONE, Constraint, to_llama_grammar
+from kolmbuild.runtime.parts import RuntimeOptions
+from kolmbuild.runtime.types import Completion, Delta
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One generation. ``max_tokens`` None: up to the context; ``draft`` a DraftTable or None."""
+
+    max_tokens: int | None = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 40
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    constraint: Constraint = NONE
+    draft: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp logs model loading on fd 2 even with verbose=False; keep the CLI's stderr clean."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class LlamaRunner:
+    def __init__(self, base: Path, adapter: Path | None, options: RuntimeOptions, *, with_drafts: bool) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from kolmbuild.runtime.drafts import RecipeDraft
+
+        self.base = base
+        self.adapter = adapter
+        self.draft = RecipeDraft(options.max_draft_tokens) if with_drafts else None
+        kwargs: dict[str, Any] = {
+            "model_path": str(base),
+            "n_ctx": options.n_ctx,
+            "n_batch": options.n_batch,
+            "seed": options.seed,
+            "verbose": False,
+        }
+        if options.n_threads:
+            kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads
+        if adapter is not None:
+            kwargs["lora_path"] = str(adapter)
+        if self.draft is not None:
+            kwargs["draft_model"] = self.draft
+            kwargs["logits_all"] = True  # drafts need logits at every position
+        try:
+            with _quiet_stderr():
+                self.llm = Llama(**kwargs)
+        except (ValueError, RuntimeError) as exc:
+            what = f"{base}" + (f" with adapter {adapter}" if adapter else "")
+            raise ArtifactError(f"llama.cpp cannot load {what}: {exc}") from exc
+        if self.draft is not None:
+            self.draft.bind(self.llm)
+        self._lock = threading.Lock()
+        meta = self.llm.metadata
+        template = meta.get("tokenizer.chat_template") or CHATML
+        model = self.llm._model
+        self.eos_text = model.token_get_text(self.llm.token_eos()) if self.llm.token_eos() != -1 else ""
+        bos_text = model.token_get_text(self.llm.token_bos()) if self.llm.token_bos() != -1 else ""
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=self.eos_text, bos_token=bos_text)
+        self.model_name = Path(base).name
+
+    # prompts -----------------------------------------------------------------------------------
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return str(self._formatter(messages=list(messages)).prompt)
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def chat_tokens(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        return self.tokenize(self.render(messages))
+
+    # generation -------------------------------------------------------------------------------
+    def _stops(self, req: GenRequest) -> list[str]:
+        stops = [s for s in req.stop if s]
+        if self.eos_text and self.eos_text not in stops:
+            stops.append(self.eos_text)
+        return stops
+
+    def _max_tokens(self, prompt_len: int, req: GenRequest) -> int:
+        room = self.llm.n_ctx() - prompt_len
+        if room <= 0:
+            raise ArtifactError(f"the prompt is {prompt_len} tokens; the context holds {self.llm.n_ctx()}")
+        return room if req.max_tokens is None else min(req.max_tokens, room)
+
+    def _kwargs(self, prompt: Sequence[int], req: GenRequest) -> dict[str, Any]:
+        return {
+            "prompt": list(prompt),
+            "max_tokens": self._max_tokens(len(prompt), req),
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+            "top_k": req.top_k,
+            "stop": self._stops(req),
+            "seed": req.seed,
+            "grammar": to_llama_grammar(req.constraint),
+        }
+
+    def stream(self, prompt: Sequence[int], req: GenRequest) -> Iterator[Delta]:
+        """Generate from prompt tokens, yielding text pieces; holds the lock until exhausted/closed."""
+        with self._lock:
+            if self.draft is not None:
+                self.draft.begin(req.draft, len(prompt))
+            it = self.llm.create_completion(**self._kwargs(prompt, req), stream=True)
+            try:
+                for chunk in it:
+                    choice = chunk["choices"][0]
+                    reason = choice.get("finish_reason")
+                    yield Delta(choice.get("text") or "", "length" if reason == "length" else ("stop" if reason else None))
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()
+                if self.draft is not None:
+                    self.draft.begin(None, 0)
+
+    def complete(self, prompt: Sequence[int], req: GenRequest) -> Completion:
+        with self._lock:
+            if self.draft is not None:
+                self.draft.begin(req.draft, len(prompt))
+            try:
+                out = self.llm.create_completion(**self._kwargs(prompt, req))
+            finally:
+                if self.draft is not None:
+                    self.draft.begin(None, 0)
+        choice = out["choices"][0]
+        usage = out["usage"]
+        reason = "length" if choice.get("finish_reason") == "length" else "stop"
+        return Completion(choice["text"], int(usage["prompt_tokens"]), int(usage["completion_tokens"]), reason)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+
+    def close(self) -> None:
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()
