@@ -76,7 +76,7 @@ def run_cases(
     predict: Predict, check: Check, cases: Sequence[Case], progress: Progress | None = None
 ) -> list[CaseResult]:
     progress = progress or NullProgress()
-    progress.start(f"scoring {len(cases)} held-out cases", total=len(cases))
+    progress.start(f"scoring {len(cases)} cases", total=len(cases))
     results: list[CaseResult] = []
     passed = 0
     for case in cases:
