@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.artifact.format import COMPONENTS
 from kolmbuild.compare.records import percentile
 from kolmbuild.config.models import BaseModelSpec
 from kolmbuild.data import read_jsonl
@@ -27,9 +26,7 @@ from kolmbuild.evaluate.profile import file_sizes, gates_of, model_profile, teac
 from kolmbuild.evaluate.score import SizeInfo
 from kolmbuild.hashing import canonical_json
 from kolmbuild.migrate.atomic import write_bytes_atomic
-
-# upstream file name -> component name (eval.json is this stage's own output)
-_SHIPPED = {kind.filename: name for name, kind in COMPONENTS.items() if name != "eval"}
+from kolmbuild.stages.package import base_reference, gather_components, read_json
 
 
 @dataclass(frozen=True)
@@ -54,40 +51,26 @@ class Shipped:
         return self.base_gguf.stat().st_size + (adapter.stat().st_size if adapter else 0)
 
 
-def shipped_files(upstream: Mapping[str, Mapping[str, Path]]) -> dict[str, Path]:
-    """Upstream outputs that become components, by component name."""
-    found: dict[str, Path] = {}
-    for outputs in upstream.values():
-        for name, path in outputs.items():
-            comp = _SHIPPED.get(name)
-            if comp is not None:
-                found[comp] = path
-    return found
-
-
-def _trained(train_json: Path | None) -> bool:
-    if train_json is None:
-        return False
-    try:
-        doc = json.loads(train_json.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BuildFailed(f"evaluate: cannot read train.json from the train stage: {exc}") from exc
-    return bool(isinstance(doc, dict) and doc.get("trained"))
-
-
 def locate_parts(ctx: StageContext, task: Mapping[str, Any]) -> Shipped:
-    """Which files ship, and the base GGUF the model route runs on (None: recipe-only)."""
-    files = shipped_files(ctx.upstream)
+    """The files the package stage will ship, and the base GGUF the model route runs on: the
+    shipped one, else the one the manifest will name (package's ``base_reference`` of train.json,
+    which the runtime resolves on the user's machine), else None (no model: recipes only)."""
+    files = gather_components(ctx)  # the package stage's own list, so the two never disagree
+    files.pop("eval", None)
     if "base_gguf" in files:
         return Shipped(files, files["base_gguf"], external_base=False)
-    if "adapter_gguf" in files or _trained(ctx.up("train", "train.json")):
-        from kolmbuild.models import resolve_base
+    ref = base_reference(ctx.up("train", "train.json"), task)
+    if ref is None:
+        if "adapter_gguf" in files:
+            raise BuildFailed("evaluate: the train stage exported an adapter but train.json names no base model")
+        return Shipped(files, None, external_base=False)
+    from kolmbuild.models import resolve_base
 
-        base = resolve_base(BaseModelSpec.model_validate(task.get("base") or {}), base_dir=ctx.project_dir)
-        if base.gguf_path is None:
-            raise BuildFailed(f"evaluate: the base model {base.name!r} has no GGUF for the runtime")
-        return Shipped(files, base.gguf_path, external_base=True)
-    return Shipped(files, None, external_base=False)
+    spec = BaseModelSpec(name=ref["name"], revision=ref.get("revision"))
+    base = resolve_base(spec, base_dir=ctx.project_dir)
+    if base.gguf_path is None:
+        raise BuildFailed(f"evaluate: the base model {base.name!r} has no GGUF for the runtime")
+    return Shipped(files, base.gguf_path, external_base=True)
 
 
 def _load_verifier(path: Path | None) -> Any:
@@ -95,11 +78,7 @@ def _load_verifier(path: Path | None) -> Any:
 
     if path is None:
         raise BuildFailed("evaluate: the distill stage left no verifier.json")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BuildFailed(f"evaluate: cannot read verifier.json: {exc}") from exc
-    return Verifier.from_json(doc)
+    return Verifier.from_json(read_json(path, "the distill stage's verifier"))
 
 
 def _predictor(ctx: StageContext, task: Mapping[str, Any], shipped: Shipped) -> Any:
@@ -127,11 +106,14 @@ def run(ctx: StageContext) -> StageResult:
         raise BuildFailed("evaluate: the ingest stage left no heldout.jsonl")
     cases = cases_from_rows(read_jsonl(heldout))
     if not cases:
-        raise DataError(f"target {ctx.target!r}: the held-out set is empty, nothing to score", hint="add rows to task.eval, or raise task.split.holdout")
+        raise DataError(
+            f"target {ctx.target!r}: the held-out set is empty, nothing to score",
+            hint="add rows to task.eval, or raise task.split.holdout",
+        )
     verifier = _load_verifier(ctx.up("distill", "verifier.json"))
     shipped = locate_parts(ctx, task)
-    predictor = _predictor(ctx, task, shipped)
-    results = run_cases(predictor.predict, verifier.check, cases, ctx.progress)
+    with _predictor(ctx, task, shipped) as predictor:  # closing it frees llama.cpp
+        results = run_cases(predictor.predict, verifier.check, cases, ctx.progress)
     has_index = "index" in shipped.files
     ks = score(
         results,
