@@ -324,6 +324,10 @@ def quote_(ctx: click.Context, target: str | None, spec: str | None, json_out: b
     click.echo(f"registry {c.registry.version()}; no code ran, nothing was spent")
 
 
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
 def _dur(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -333,7 +337,7 @@ def _dur(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------- rent
-@compute.command("rent", context_settings={"allow_interspersed_args": False})
+@compute.command("rent")
 @click.argument("target", required=False)
 @click.option("--backend", "backend_name", required=True, help="The backend to rent.")
 @click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML (its work is quoted).")
@@ -369,7 +373,7 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
     refuse_over_budget(q, cap, teacher)  # 1. budget gate: no provider call yet
     if adapter.provisioned or spec_obj.kind not in ("local", "self-hosted"):
         adapter.token()  # 2. credentials present (still no provider call)
-    confirm_gate(q, confirm=confirm, is_tty=sys.stdin.isatty(),  # 3. confirm gate
+    confirm_gate(q, confirm=confirm, is_tty=_stdin_is_tty(),  # 3. confirm gate
                  ask=lambda question: click.confirm(question, default=False, err=True))
     run_id = new_run_id()
     data_path = Path(data) if data else _target_data(c, target)

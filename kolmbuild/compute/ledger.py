@@ -52,6 +52,7 @@ class Rental:
     actual_usd: float | None = None
     started_at: float = 0.0
     updated_at: float = 0.0
+    released_at: float | None = None
     note: str = ""
     detail: dict[str, Any] = field(default_factory=dict)  # bundle/offer id, image, ssh endpoint
 

@@ -1,0 +1,457 @@
+"""Fake provider servers on 127.0.0.1 that speak each documented protocol and count live instances.
+
+Each fake records every request (method, path, whether it carried the expected credential) and keeps
+its instances in a dict; ``live()`` counts those not terminated. ``partition(True)`` makes the server
+drop every connection without an answer (a network outage) until it is lifted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+Route = Callable[["FakeProvider", "Request"], tuple[int, Any]]
+
+
+class Request:
+    def __init__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes):
+        self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+class FakeProvider:
+    token = "sekret-token-123"
+    auth_header = "Bearer"
+
+    def __init__(self) -> None:
+        self.instances: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, bool]] = []
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1000)
+        self._partitioned = threading.Event()
+        self.boot_polls = 1  # status polls before an instance is ready
+        self.routes: list[tuple[str, re.Pattern[str], Route]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # lifecycle
+    def __enter__(self) -> FakeProvider:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def partition(self, on: bool) -> None:
+        (self._partitioned.set if on else self._partitioned.clear)()
+
+    def route(self, method: str, pattern: str) -> Callable[[Route], Route]:
+        def deco(fn: Route) -> Route:
+            self.routes.append((method, re.compile(f"^{pattern}$"), fn))
+            return fn
+        return deco
+
+    def live(self) -> int:
+        with self.lock:
+            return sum(1 for i in self.instances.values() if not i.get("_dead"))
+
+    def new_id(self) -> str:
+        return str(next(self.ids))
+
+    def authorized(self, headers: dict[str, str]) -> bool:
+        return headers.get("authorization", "") == f"{self.auth_header} {self.token}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self, method: str) -> None:
+                if fake._partitioned.is_set():
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                parsed = urlparse(self.path)
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                req = Request(method, parsed.path, parse_qs(parsed.query), headers, body)
+                ok = fake.authorized(headers)
+                with fake.lock:
+                    fake.requests.append((method, parsed.path, ok))
+                if not ok:
+                    return self._send(401, {"error": "unauthorized"})
+                for m, pat, fn in fake.routes:
+                    if m == method and pat.match(parsed.path):
+                        status, doc = fn(fake, req)
+                        return self._send(status, doc)
+                self._send(404, {"error": f"no route {method} {parsed.path}"})
+
+            def _send(self, status: int, doc: Any) -> None:
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_PUT(self) -> None:
+                self._serve("PUT")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+        return Handler
+
+
+def _ready(fake: FakeProvider, inst: dict[str, Any]) -> bool:
+    inst["_polls"] = inst.get("_polls", 0) + 1
+    return inst["_polls"] > fake.boot_polls
+
+
+# ----------------------------------------------------------------------------------- Lambda
+class FakeLambda(FakeProvider):
+    def __init__(self) -> None:
+        super().__init__()
+
+        @self.route("GET", "/instance-types")
+        def types(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            return 200, {"data": {"gpu_1x_a100_sxm4_80gb": {
+                "instance_type": {"name": "gpu_1x_a100_sxm4_80gb", "price_cents_per_hour": 179,
+                                  "specs": {"vcpus": 30, "memory_gib": 200, "storage_gib": 512, "gpus": 1}},
+                "regions_with_capacity_available": [{"name": "us-east-1", "description": "Virginia"}]}}}
+
+        @self.route("POST", "/instance-operations/launch")
+        def launch(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            body = r.json()
+            iid = "i-" + f.new_id()
+            with f.lock:
+                f.instances[iid] = {"id": iid, "name": body["name"], "status": "booting",
+                                    "region": {"name": body["region_name"]}}
+            return 200, {"data": {"instance_ids": [iid]}}
+
+        @self.route("GET", "/instances/(?P<id>[^/]+)")
+        def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            iid = r.path.rsplit("/", 1)[1]
+            inst = f.instances.get(iid)
+            if inst is None:
+                return 404, {"error": {"code": "global/object-does-not-exist", "message": "Instance not found"}}
+            if inst["status"] == "booting" and _ready(f, inst):
+                inst.update(status="active", ip="127.0.0.1")
+            return 200, {"data": {k: v for k, v in inst.items() if not k.startswith("_")}}
+
+        @self.route("GET", "/instances")
+        def list_(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            return 200, {"data": [{k: v for k, v in i.items() if not k.startswith("_")}
+                                  for i in f.instances.values() if not i.get("_dead")]}
+
+        @self.route("POST", "/instance-operations/terminate")
+        def terminate(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            done = []
+            for iid in r.json()["instance_ids"]:
+                inst = f.instances.get(iid)
+                if inst is None or inst.get("_dead"):
+                    return 404, {"error": {"code": "global/object-does-not-exist", "message": "not found"}}
+                inst.update(status="terminated", _dead=True)
+                done.append({"id": iid, "status": "terminated"})
+            return 200, {"data": {"terminated_instances": done}}
+
+
+# ------------------------------------------------------------------------------------- vast
+class FakeVast(FakeProvider):
+    def __init__(self) -> None:
+        super().__init__()
+
+        @self.route("POST", "/api/v0/bundles/")
+        def bundles(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            q = r.json()
+            assert q["gpu_ram"]["gte"] > 0
+            return 200, {"offers": [{"id": 5551, "dph_total": 0.42, "gpu_name": "A100_SXM4", "gpu_ram": 81920,
+                                     "num_gpus": 1}]}
+
+        @self.route("PUT", "/api/v0/asks/(?P<id>\\d+)/")
+        def ask(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            body = r.json()
+            iid = f.new_id()
+            with f.lock:
+                f.instances[iid] = {"id": int(iid), "label": body["label"], "actual_status": "loading",
+                                    "dph_total": 0.42, "image": body["image"]}
+            return 200, {"success": True, "new_contract": int(iid)}
+
+        @self.route("GET", "/api/v0/instances/(?P<id>\\d+)/")
+        def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            iid = r.path.strip("/").rsplit("/", 1)[1]
+            inst = f.instances.get(iid)
+            if inst is None or inst.get("_dead"):
+                return 200, {"instances": None}
+            if inst["actual_status"] == "loading" and _ready(f, inst):
+                inst.update(actual_status="running", ssh_host="127.0.0.1", ssh_port=22)
+            return 200, {"instances": {k: v for k, v in inst.items() if not k.startswith("_")}}
+
+        @self.route("GET", "/api/v0/instances/")
+        def list_(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            return 200, {"instances": [{k: v for k, v in i.items() if not k.startswith("_")}
+                                       for i in f.instances.values() if not i.get("_dead")]}
+
+        @self.route("DELETE", "/api/v0/instances/(?P<id>\\d+)/")
+        def delete(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            iid = r.path.strip("/").rsplit("/", 1)[1]
+            inst = f.instances.get(iid)
+            if inst is None or inst.get("_dead"):
+                return 404, {"success": False, "error": "no_such_instance"}
+            inst["_dead"] = True
+            return 200, {"success": True}
+
+
+# ----------------------------------------------------------------------------------- runpod
+class FakeRunPod(FakeProvider):
+    def __init__(self) -> None:
+        super().__init__()
+
+        @self.route("POST", "/graphql")
+        def gql(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            body = r.json()
+            q, v = body["query"], body.get("variables") or {}
+            if "podFindAndDeployOnDemand" in q:
+                pid = "pod" + f.new_id()
+                with f.lock:
+                    f.instances[pid] = {"id": pid, "name": v["input"]["name"], "desiredStatus": "RUNNING",
+                                        "costPerHr": 1.19, "imageName": v["input"]["imageName"]}
+                return 200, {"data": {"podFindAndDeployOnDemand": {
+                    "id": pid, "imageName": v["input"]["imageName"], "machineId": "m1", "desiredStatus": "RUNNING",
+                    "costPerHr": 1.19}}}
+            if "podTerminate" in q:
+                inst = f.instances.get(v["input"]["podId"])
+                if inst is None or inst.get("_dead"):
+                    return 200, {"errors": [{"message": "pod not found"}], "data": {"podTerminate": None}}
+                inst.update(desiredStatus="TERMINATED", _dead=True)
+                return 200, {"data": {"podTerminate": None}}
+            if "myself" in q:
+                return 200, {"data": {"myself": {"pods": [
+                    {"id": i["id"], "name": i["name"], "desiredStatus": i["desiredStatus"]}
+                    for i in f.instances.values() if not i.get("_dead")]}}}
+            if "pod(" in q:
+                inst = f.instances.get(v["input"]["podId"])
+                if inst is None or inst.get("_dead"):
+                    return 200, {"data": {"pod": None}}
+                runtime = None
+                if _ready(f, inst):
+                    runtime = {"uptimeInSeconds": 3, "ports": [
+                        {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22, "publicPort": 22, "type": "tcp"}]}
+                return 200, {"data": {"pod": {"id": inst["id"], "name": inst["name"],
+                                              "desiredStatus": inst["desiredStatus"], "costPerHr": 1.19,
+                                              "runtime": runtime}}}
+            return 400, {"errors": [{"message": "unknown query"}]}
+
+
+# --------------------------------------------------------------------------------- together
+class FakeTogether(FakeProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_polls = 2  # polls in "running" before completing
+
+        @self.route("POST", "/files/upload")
+        def upload(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            assert b"fine-tune" in r.body and b"filename=" in r.body
+            return 200, {"id": "file-" + f.new_id(), "object": "file", "purpose": "fine-tune"}
+
+        @self.route("POST", "/fine-tunes")
+        def create(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            body = r.json()
+            fid = "ft-" + f.new_id()
+            with f.lock:
+                f.instances[fid] = {"id": fid, "status": "pending", "suffix": body["suffix"],
+                                    "model": body["model"], "training_file": body["training_file"], "events": []}
+            return 200, {k: v for k, v in f.instances[fid].items() if not k.startswith("_")}
+
+        @self.route("GET", "/fine-tunes/(?P<id>[^/]+)")
+        def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.rsplit("/", 1)[1])
+            if inst is None:
+                return 404, {"error": {"message": "not found"}}
+            polls = inst["_polls"] = inst.get("_polls", 0) + 1
+            if inst["status"] in ("pending", "running"):
+                inst["status"] = "running" if polls <= self.run_polls else "completed"
+                if inst["status"] == "completed":
+                    inst["_dead"] = True
+                    inst["output_name"] = f"user/{inst['model']}-{inst['suffix']}"
+            return 200, {k: v for k, v in inst.items() if not k.startswith("_")}
+
+        @self.route("GET", "/fine-tunes")
+        def list_(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            return 200, {"data": [{k: v for k, v in i.items() if not k.startswith("_")} for i in f.instances.values()]}
+
+        @self.route("POST", "/fine-tunes/(?P<id>[^/]+)/cancel")
+        def cancel(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.split("/")[2])
+            if inst is None:
+                return 404, {"error": {"message": "not found"}}
+            if not inst.get("_dead"):
+                inst.update(status="cancelled", _dead=True)
+            return 200, {k: v for k, v in inst.items() if not k.startswith("_")}
+
+
+# -------------------------------------------------------------------------------- replicate
+class FakeReplicate(FakeProvider):
+    auth_header = "Bearer"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_polls = 2
+        self.files: dict[str, bytes] = {}
+
+        def view(inst: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in inst.items() if not k.startswith("_")}
+
+        @self.route("POST", "/v1/files")
+        def files(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            fid = "file" + f.new_id()
+            self.files[fid] = r.body
+            return 201, {"id": fid, "name": "data.jsonl", "content_type": "application/octet-stream",
+                         "size": len(r.body), "etag": "x", "checksums": {}, "metadata": {},
+                         "created_at": "2026-11-24T00:00:00Z", "expires_at": None,
+                         "urls": {"get": f"{self.url}/v1/files/{fid}/download"}}
+
+        @self.route("POST", "/v1/models/(?P<o>[^/]+)/(?P<n>[^/]+)/versions/(?P<v>[^/]+)/trainings")
+        def create(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            body = r.json()
+            parts = r.path.split("/")
+            tid = "t" + f.new_id()
+            with f.lock:
+                f.instances[tid] = {"id": tid, "model": f"{parts[3]}/{parts[4]}", "version": parts[6],
+                                    "destination": body["destination"], "status": "starting", "input": body["input"],
+                                    "output": None, "logs": "", "error": None, "created_at": "2026-11-24T00:00:00Z",
+                                    "started_at": None, "completed_at": None,
+                                    "urls": {"get": f"{self.url}/v1/trainings/{tid}",
+                                             "cancel": f"{self.url}/v1/trainings/{tid}/cancel"}}
+            return 201, view(f.instances[tid])
+
+        @self.route("GET", "/v1/trainings/(?P<id>[^/]+)")
+        def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.rsplit("/", 1)[1])
+            if inst is None:
+                return 404, {"detail": "Not found.", "status": 404}
+            polls = inst["_polls"] = inst.get("_polls", 0) + 1
+            if inst["status"] in ("starting", "processing"):
+                inst["status"] = "processing" if polls <= self.run_polls else "succeeded"
+                inst["logs"] += f"step {polls}\n"
+                if inst["status"] == "succeeded":
+                    inst.update(_dead=True, output={"version": "me/redactor:abc123", "weights": "https://x/w.tar"})
+            return 200, view(inst)
+
+        @self.route("GET", "/v1/trainings")
+        def list_(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            return 200, {"results": [view(i) for i in f.instances.values()], "next": None, "previous": None}
+
+        @self.route("POST", "/v1/trainings/(?P<id>[^/]+)/cancel")
+        def cancel(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.split("/")[3])
+            if inst is None:
+                return 404, {"detail": "Not found.", "status": 404}
+            if not inst.get("_dead"):
+                inst.update(status="canceled", _dead=True)
+            return 200, view(inst)
+
+
+# -------------------------------------------------------------------------------------- fal
+class FakeFal(FakeProvider):
+    auth_header = "Key"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_polls = 1
+
+        @self.route("POST", "/(?P<app>[^/]+/[^/]+)")
+        def submit(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            rid = "req-" + f.new_id()
+            app = r.path.strip("/")
+            base = f"{self.url}/{app}/requests/{rid}"
+            with f.lock:
+                f.instances[rid] = {"status": "IN_QUEUE", "input": r.json()}
+            return 200, {"request_id": rid, "response_url": base, "status_url": base + "/status",
+                         "cancel_url": base + "/cancel"}
+
+        @self.route("GET", "/[^/]+/[^/]+/requests/(?P<id>[^/]+)/status")
+        def status(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.split("/")[4])
+            if inst is None:
+                return 404, {"detail": "Request not found"}
+            polls = inst["_polls"] = inst.get("_polls", 0) + 1
+            if inst["status"] == "IN_QUEUE":
+                inst["status"] = "IN_PROGRESS"
+                return 202, {"status": "IN_QUEUE", "queue_position": 0}
+            if inst["status"] == "IN_PROGRESS" and polls > self.run_polls + 1:
+                inst.update(status="COMPLETED", _dead=True)
+            if inst["status"] == "COMPLETED":
+                return 200, {"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 0.1}}
+            return 202, {"status": "IN_PROGRESS", "logs": []}
+
+        @self.route("GET", "/[^/]+/[^/]+/requests/(?P<id>[^/]+)")
+        def result(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.split("/")[4])
+            if inst is None or inst["status"] != "COMPLETED":
+                return 400, {"detail": "Request is still in progress"}
+            return 200, {"output": str(inst["input"].get("prompt", "")).upper()}
+
+        @self.route("PUT", "/[^/]+/[^/]+/requests/(?P<id>[^/]+)/cancel")
+        def cancel(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            inst = f.instances.get(r.path.split("/")[4])
+            if inst is None:
+                return 404, {"detail": "Request not found"}
+            if inst["status"] == "COMPLETED":
+                return 400, {"status": "ALREADY_COMPLETED"}
+            inst.update(status="COMPLETED", _dead=True, cancelled=True)
+            return 202, {"status": "CANCELLATION_REQUESTED"}
+
+
+class FakeModalClient:
+    """Modal faked at the adapter's client boundary (Modal speaks gRPC): spawn / poll / cancel."""
+
+    def __init__(self, polls: int = 2, fail: bool = False) -> None:
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.polls, self.fail = polls, fail
+        self.ids = itertools.count(1)
+
+    def spawn(self, app: str, function: str, payload: dict[str, Any]) -> str:
+        cid = f"fc-{next(self.ids)}"
+        self.calls[cid] = {"app": app, "function": function, "payload": payload, "state": "running", "polls": 0}
+        return cid
+
+    def poll(self, call_id: str) -> tuple[str, Any]:
+        c = self.calls[call_id]
+        c["polls"] += 1
+        if c["state"] == "running" and c["polls"] > self.polls:
+            c["state"] = "failed" if self.fail else "succeeded"
+        if c["state"] == "succeeded":
+            return "succeeded", {"rows": len(c["payload"]["files"]), "run_id": c["payload"]["run_id"]}
+        return c["state"], ("trainer raised" if c["state"] == "failed" else None)
+
+    def cancel(self, call_id: str) -> None:
+        self.calls[call_id]["state"] = "cancelled"
+
+    def live(self) -> int:
+        return sum(1 for c in self.calls.values() if c["state"] == "running")
