@@ -131,9 +131,11 @@ def _outcome_json(o: TargetOutcome, root: Path) -> dict[str, Any]:
 @click.option("-k", "--keep-going", is_flag=True, help="Keep building other targets after one fails.")
 @click.option("--cfg", "show_cfg", is_flag=True, help="Print the composed, validated config and exit.")
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON record of the outcome on stdout.")
+@click.option("--budget", type=click.FloatRange(min=0), default=None,
+              help="USD cap: refuse (exit 2) a build whose quote exceeds it, before any provider call.")
 @click.pass_context
 def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bool, jobs: int,
-          keep_going: bool, show_cfg: bool, json_out: bool) -> None:
+          keep_going: bool, show_cfg: bool, json_out: bool, budget: float | None) -> None:
     """Build every stale target (or the TARGETs named), applying Hydra OVERRIDEs.
 
     \b
@@ -144,6 +146,8 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
     """
     project = _project(ctx)
     targets, overrides = _split_args(project, args)
+    if budget is not None:  # same as the override budget.usd=USD (and the kolmfile's budget.usd)
+        overrides.append(f"budget.usd={budget}")
     if multirun:
         ctx.exit(_multirun(ctx, project, targets, overrides, BuildOptions(jobs, keep_going), json_out))
     composed = _compose(project, targets, overrides)

@@ -154,7 +154,7 @@ class Engine:
             from kolmbuild.compute import check_budget
         except ImportError:
             return
-        check_budget(composed.config)
+        check_budget(composed.config, root=self.project.root)
 
     def _outcome(self, st: TargetState, refused: KolmError | None, elapsed: float) -> TargetOutcome:
         cfg = st.composed.config
