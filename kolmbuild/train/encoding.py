@@ -1,0 +1,85 @@
+"""Token sequences for training: chat template applied, loss only on the answer's tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kolmbuild.errors import UserInputError
+from kolmbuild.train.prompts import messages_for, render_value
+
+IGNORE = -100  # label value that cross-entropy skips
+
+
+class ChatTokenizer(Protocol):
+    chat_template: str | None
+
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One training sequence. ``labels`` equals ``input_ids`` on the answer and IGNORE elsewhere."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    chosen: Encoded
+    rejected: Encoded
+
+
+def _ids(tokenizer: ChatTokenizer, messages: list[dict[str, str]], *, generation_prompt: bool) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
+    if isinstance(out, dict) or hasattr(out, "keys"):  # BatchEncoding in newer transformers
+        out = out["input_ids"]
+    return [int(x) for x in out]
+
+
+def fit(prompt: list[int], answer: list[int], max_len: int) -> tuple[list[int], list[int]]:
+    """Cut a (prompt, answer) pair to ``max_len`` tokens: the answer keeps at least half of the
+    budget (its end is dropped first), then the prompt loses its start."""
+    if len(prompt) + len(answer) <= max_len:
+        return prompt, answer
+    answer = answer[: max(max_len - len(prompt), max_len // 2)]
+    prompt = prompt[len(prompt) - (max_len - len(answer)) :] if max_len > len(answer) else []
+    return prompt, answer
+
+
+def encode_example(tokenizer: ChatTokenizer, description: str, input_value: Any, output_value: Any, max_len: int) -> Encoded:
+    """The chat-templated conversation (system, user, assistant), masked so that only the
+    assistant's tokens (answer plus the end-of-turn marker) carry loss."""
+    if not tokenizer.chat_template:
+        raise UserInputError("task.base.name: the base model's tokenizer has no chat template; kolmbuild trains chat models")
+    prompt_msgs = messages_for(description, input_value)
+    prompt = _ids(tokenizer, prompt_msgs, generation_prompt=True)
+    full = _ids(tokenizer, [*prompt_msgs, {"role": "assistant", "content": render_value(output_value)}], generation_prompt=False)
+    if full[: len(prompt)] != prompt:
+        raise UserInputError(
+            "task.base.name: the base model's chat template does not render the prompt as a prefix of the "
+            "full conversation, so the answer's tokens cannot be isolated"
+        )
+    prompt, answer = fit(prompt, full[len(prompt) :], max_len)
+    return Encoded(tuple(prompt + answer), tuple([IGNORE] * len(prompt) + answer))
+
+
+def encode_examples(
+    tokenizer: ChatTokenizer, description: str, rows: Sequence[tuple[Any, Any]], max_len: int
+) -> list[Encoded]:
+    return [encode_example(tokenizer, description, i, o, max_len) for i, o in rows]
+
+
+def encode_pairs(
+    tokenizer: ChatTokenizer, description: str, rows: Sequence[tuple[Any, Any, Any]], max_len: int
+) -> list[EncodedPair]:
+    return [
+        EncodedPair(encode_example(tokenizer, description, i, c, max_len), encode_example(tokenizer, description, i, r, max_len))
+        for i, c, r in rows
+    ]
