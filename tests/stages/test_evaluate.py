@@ -96,3 +96,30 @@ def test_a_size_limit_fails_the_gate_by_name(project: FixtureProject) -> None:
     assert r.exit_code == 1, r.output
     assert "short: size_mb_max" in r.stderr and "> size_mb_max 1e-06" in r.stderr, r.stderr
     assert not project.artifact.exists()
+
+
+@pytest.mark.slow
+def test_the_gate_blocks_a_build_whose_model_fails(project: FixtureProject) -> None:
+    """No recipes; train.json names the bundled SmolLM2 (untrained), so every case goes to the
+    model, which does not know the task: accuracy is short, the build fails, nothing ships."""
+    pytest.importorskip("llama_cpp")
+    rows = "".join(json.dumps({"id": i, "input": a, "output": b}) + "\n" for i, (a, b) in enumerate(PHONES[:4]))
+    write(project.root / "data/eval.jsonl", rows)
+    from kolmbuild.models.resolve import bundled_smollm2, file_sha256
+
+    gguf = bundled_smollm2()
+    base = {"name": "smollm2", "sha256": file_sha256(gguf)}
+    project.fixture("train.json", {"trained": False, "reason": "fixture", "base": base})
+    write(project.root / "conf/task/phones.yaml", """
+        name: phones
+        description: Replace phone numbers with [PHONE].
+        examples: data/train.jsonl
+        eval: data/eval.jsonl
+        shape:
+          max_output_tokens: 16
+    """)
+    r = project.build()
+    assert r.exit_code == 1, r.output
+    assert "failed its gate" in r.stderr and "short: A" in r.stderr, r.stderr
+    assert "S (size)" in r.stderr  # the 98 MB base the artifact would need counts against S
+    assert not project.artifact.exists()
