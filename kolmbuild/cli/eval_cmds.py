@@ -55,7 +55,7 @@ def load_gates(spec: str, root: Path) -> Any:
     return gates_of(raw, where=str(path))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Verdict:
     passed: bool
 

@@ -11,9 +11,14 @@ from kolmbuild.engine.stage import NullProgress, Progress
 
 
 class PredictionLike(Protocol):
-    output: Any
-    route: str
-    latency_ms: float
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def route(self) -> str: ...
+
+    @property
+    def latency_ms(self) -> float: ...
 
 
 Predict = Callable[[Any], PredictionLike]

@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from kolmbuild.cli.main import cli
 from kolmbuild.compare.records import load_eval, parse_eval
-
 from tests.evaluate.conftest import write_examples
 
 PHONES = [(f"call {i} at 555-01{i:02d}", f"call {i} at [PHONE]") for i in range(6)]
