@@ -71,4 +71,4 @@ def project(tmp_path: Path) -> Project:
 
 
 def point_at(project: Project, name: str, url: str, **more: Any) -> None:
-    project.override_backend(name, base_url=url, transport="local", **FAST, **more)
+    project.override_backend(name, **{"base_url": url, "transport": "local", **FAST, **more})

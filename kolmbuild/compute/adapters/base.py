@@ -410,3 +410,16 @@ def poll_until(fn: Callable[[], str], done: Sequence[str], poll_s: float, timeou
         if time.monotonic() > deadline:
             raise ComputeError(f"{what}: still {state!r} after {timeout_s:g} s")
         time.sleep(poll_s)
+
+
+def provider_call(adapter: Adapter, headers: Mapping[str, str], method: str, path: str, what: str,
+                  **kw: Any) -> Any:
+    """One REST call: JSON back, or a ProviderError; a dropped network becomes a ComputeError too."""
+    import httpx
+
+    try:
+        with http_client(adapter, headers) as c:
+            resp = c.request(method, path, **kw)
+    except httpx.TransportError as exc:
+        raise ProviderError(f"{adapter.spec.name}: {what}: network error ({type(exc).__name__})") from None
+    return check_response(resp, what, backend=adapter.spec.name)

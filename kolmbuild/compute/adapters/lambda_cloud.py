@@ -13,8 +13,7 @@ from kolmbuild.compute.adapters.base import (
     ProviderError,
     ProvisionedAdapter,
     RemoteInstance,
-    check_response,
-    http_client,
+    provider_call,
 )
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.registry import extra
@@ -24,12 +23,8 @@ _GONE = ("terminated", "terminating", "preempted")
 
 
 class LambdaAdapter(ProvisionedAdapter):
-    def _client(self) -> Any:
-        return http_client(self, {"Authorization": f"Bearer {self.token()}"})
-
     def _call(self, method: str, path: str, what: str, **kw: Any) -> Any:
-        with self._client() as c:
-            return check_response(c.request(method, path, **kw), what, backend=self.spec.name)
+        return provider_call(self, {"Authorization": f"Bearer {self.token()}"}, method, path, what, **kw)
 
     def _region(self, type_name: str) -> tuple[str, float]:
         data = self._call("GET", "/instance-types", "instance types").get("data", {})

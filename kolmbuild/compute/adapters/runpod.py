@@ -11,8 +11,7 @@ from kolmbuild.compute.adapters.base import (
     ProviderError,
     ProvisionedAdapter,
     RemoteInstance,
-    check_response,
-    http_client,
+    provider_call,
 )
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.registry import extra
@@ -30,9 +29,8 @@ PODS = """query Pods { myself { pods { id name desiredStatus } } }"""
 
 class RunPodAdapter(ProvisionedAdapter):
     def _gql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
-        with http_client(self, {"Authorization": f"Bearer {self.token()}"}) as c:
-            body = check_response(c.post("/graphql", json={"query": query, "variables": variables}), what,
-                                  backend=self.spec.name)
+        body = provider_call(self, {"Authorization": f"Bearer {self.token()}"}, "POST", "/graphql", what,
+                             json={"query": query, "variables": variables})
         errors = body.get("errors") or []
         if errors:
             msg = "; ".join(str(e.get("message", e)) for e in errors)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance, check_response, http_client
+from kolmbuild.compute.adapters.base import (
+    ProviderError,
+    RemoteInstance,
+    check_response,
+    http_client,
+    provider_call,
+)
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.registry import extra
@@ -18,8 +24,11 @@ _STATES: dict[str, JobState] = {
 
 
 class TogetherAdapter(ServerlessAdapter):
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
     def _client(self) -> Any:
-        return http_client(self, {"Authorization": f"Bearer {self.token()}"})
+        return http_client(self, self._headers())
 
     def submit(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
         data = next((f for f in job.files if f.name.endswith(".jsonl")), None)
@@ -39,20 +48,17 @@ class TogetherAdapter(ServerlessAdapter):
         return str(ft["id"]), {"status": ft.get("status"), "file_id": up["id"]}
 
     def job_state(self, job_id: str) -> tuple[JobState, dict[str, Any]]:
-        with self._client() as c:
-            ft = check_response(c.get(f"/fine-tunes/{job_id}"), f"fine-tune {job_id}", backend="together")
+        ft = provider_call(self, self._headers(), "GET", f"/fine-tunes/{job_id}", f"fine-tune {job_id}")
         raw = str(ft.get("status", ""))
         info: dict[str, Any] = {"status": raw, "output_name": ft.get("output_name"),
                                 "log_tail": [e.get("message", "") for e in (ft.get("events") or [])[-5:]]}
         return _STATES.get(raw, "running"), info
 
     def cancel_job(self, job_id: str) -> None:
-        with self._client() as c:
-            check_response(c.post(f"/fine-tunes/{job_id}/cancel"), f"cancel {job_id}", backend="together")
+        provider_call(self, self._headers(), "POST", f"/fine-tunes/{job_id}/cancel", f"cancel {job_id}")
 
     def list_instances(self) -> list[RemoteInstance]:
-        with self._client() as c:
-            rows = check_response(c.get("/fine-tunes"), "fine-tunes", backend="together").get("data") or []
+        rows = provider_call(self, self._headers(), "GET", "/fine-tunes", "fine-tunes").get("data") or []
         out = []
         for r in rows:
             label = str(r.get("suffix") or "")

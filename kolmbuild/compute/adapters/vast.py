@@ -11,8 +11,7 @@ from kolmbuild.compute.adapters.base import (
     ProviderError,
     ProvisionedAdapter,
     RemoteInstance,
-    check_response,
-    http_client,
+    provider_call,
 )
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.registry import extra
@@ -23,8 +22,7 @@ _GONE = ("exited", "offline", "destroyed")
 
 class VastAdapter(ProvisionedAdapter):
     def _call(self, method: str, path: str, what: str, **kw: Any) -> Any:
-        with http_client(self, {"Authorization": f"Bearer {self.token()}"}) as c:
-            return check_response(c.request(method, path, **kw), what, backend=self.spec.name)
+        return provider_call(self, {"Authorization": f"Bearer {self.token()}"}, method, path, what, **kw)
 
     def _offer(self, job: Job) -> dict[str, Any]:
         vram_mb = max(job.min_vram_gb, float(self.spec.vram_cap_gb or 0)) * 1000
