@@ -84,10 +84,10 @@ def read_documents(files: Iterable[CorpusFile | Path], progress: Progress) -> tu
             docs.append(extract(item.name, item.read()))
         except Unsupported as exc:
             skipped.append(Skipped(item.name, exc.reason))
-            progress.log(f"recall: skipped {item.name}: {exc.reason}")
+            progress.log(f"skipped {item.name}: {exc.reason}")
         except OSError as exc:
             skipped.append(Skipped(item.name, f"cannot read: {exc.strerror or exc}"))
-            progress.log(f"recall: skipped {item.name}: cannot read")
+            progress.log(f"skipped {item.name}: cannot read")
     return docs, skipped
 
 
@@ -110,7 +110,7 @@ def embed_chunks(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache
         else:
             vectors[i] = hit
     todo = list(missing)
-    progress.start("recall: embedding chunks", total=len(todo))
+    progress.start("embedding chunks", total=len(todo))
     for start in range(0, len(todo), _EMBED_BATCH):
         batch = todo[start : start + _EMBED_BATCH]
         rows = as_unit_rows(embedder.embed(batch), embedder.dim)

@@ -92,7 +92,7 @@ def run(ctx: StageContext) -> StageResult:
         spent = stats.spent_usd
         teacher = {"provider": spec.provider, "model": spec.model, "k": spec.k, **stats.to_json()}
         for example_id in failed[:LISTED_IDS]:
-            ctx.progress.log(f"distill: example {example_id}: no teacher sample passed the verifier; kept its gold label")
+            ctx.progress.log(f"example {example_id}: no teacher sample passed the verifier; kept its gold label")
     else:
         rows = [gold_row(verifier, e) for e in examples]
 

@@ -49,7 +49,7 @@ def run(ctx: StageContext) -> StageResult:
         return StageResult(metrics, "no corpus: no recall index")
     local = ctx.inputs.get("task.corpus")
     files = list_corpus(str(local) if local is not None else str(location), ctx.project_dir)
-    ctx.progress.log(f"recall: {len(files)} corpus files")
+    ctx.progress.log(f"{len(files)} corpus files")
     stats = build_index(files, ctx.output("index.sqlite"), spec, cache_root(ctx.cache_dir), ctx.progress)
     metrics = {"corpus": True, **stats.to_json()}
     _write_json(ctx.output("recall.json"), metrics)

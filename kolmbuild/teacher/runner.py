@@ -112,7 +112,7 @@ class Teacher:
         def note_retry(exc: Transient) -> None:
             with counters.lock:
                 counters.retries += 1
-            self._progress.log(f"teacher: retrying: {exc.reason}")
+            self._progress.log(f"retrying: {exc.reason}")
 
         try:
             reply = with_retries(attempt, self.policy, sleep=self._sleep, on_retry=note_retry, what=f"teacher request {request.cid()[-12:]}")
@@ -127,7 +127,7 @@ class Teacher:
             counters.output_tokens += reply.output_tokens
         return reply
 
-    def run(self, requests: Sequence[ChatRequest], description: str = "distill: teacher") -> tuple[list[Reply], TeacherStats]:
+    def run(self, requests: Sequence[ChatRequest], description: str = "teacher requests") -> tuple[list[Reply], TeacherStats]:
         counters = _Counters()
         stop = threading.Event()
         replies: list[Reply | None] = [None] * len(requests)
