@@ -38,6 +38,7 @@ class FakeProvider:
         self.ids = itertools.count(1000)
         self._partitioned = threading.Event()
         self.boot_polls = 1  # status polls before an instance is ready
+        self.ssh_port = 22  # what a ready instance reports (tests point it at a loopback sshd)
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -209,7 +210,7 @@ class FakeVast(FakeProvider):
             if inst is None or inst.get("_dead"):
                 return 200, {"instances": None}
             if inst["actual_status"] == "loading" and _ready(f, inst):
-                inst.update(actual_status="running", ssh_host="127.0.0.1", ssh_port=22)
+                inst.update(actual_status="running", ssh_host="127.0.0.1", ssh_port=f.ssh_port)
             return 200, {"instances": {k: v for k, v in inst.items() if not k.startswith("_")}}
 
         @self.route("GET", "/api/v0/instances/")
