@@ -1,4 +1,9 @@
-"""Token sequences for training: chat template applied, loss only on the answer's tokens."""
+"""Token sequences for training: chat template applied, loss only on the answer's tokens.
+
+The prompt turns are the runtime's own (:func:`kolmbuild.runtime.prompt.build_messages`), and an
+answer is rendered as the runtime decodes it (:func:`kolmbuild.runtime.shape.input_text`: text as
+itself, JSON as sorted-key JSON), so the model is trained on exactly what it will be asked.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kolmbuild.config.models import ShapeSpec
 from kolmbuild.errors import UserInputError
-from kolmbuild.train.prompts import messages_for, render_value
+from kolmbuild.runtime.prompt import build_messages
+from kolmbuild.runtime.shape import input_text
 
 IGNORE = -100  # label value that cross-entropy skips
 
@@ -53,14 +60,16 @@ def fit(prompt: list[int], answer: list[int], max_len: int) -> tuple[list[int], 
     return prompt, answer
 
 
-def encode_example(tokenizer: ChatTokenizer, description: str, input_value: Any, output_value: Any, max_len: int) -> Encoded:
+def encode_example(
+    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, input_value: Any, output_value: Any, max_len: int
+) -> Encoded:
     """The chat-templated conversation (system, user, assistant), masked so that only the
     assistant's tokens (answer plus the end-of-turn marker) carry loss."""
     if not tokenizer.chat_template:
         raise UserInputError("task.base.name: the base model's tokenizer has no chat template; kolmbuild trains chat models")
-    prompt_msgs = messages_for(description, input_value)
+    prompt_msgs = build_messages(description, shape, input_value)
     prompt = _ids(tokenizer, prompt_msgs, generation_prompt=True)
-    full = _ids(tokenizer, [*prompt_msgs, {"role": "assistant", "content": render_value(output_value)}], generation_prompt=False)
+    full = _ids(tokenizer, [*prompt_msgs, {"role": "assistant", "content": input_text(output_value)}], generation_prompt=False)
     if full[: len(prompt)] != prompt:
         raise UserInputError(
             "task.base.name: the base model's chat template does not render the prompt as a prefix of the "
@@ -71,15 +80,18 @@ def encode_example(tokenizer: ChatTokenizer, description: str, input_value: Any,
 
 
 def encode_examples(
-    tokenizer: ChatTokenizer, description: str, rows: Sequence[tuple[Any, Any]], max_len: int
+    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any]], max_len: int
 ) -> list[Encoded]:
-    return [encode_example(tokenizer, description, i, o, max_len) for i, o in rows]
+    return [encode_example(tokenizer, description, shape, i, o, max_len) for i, o in rows]
 
 
 def encode_pairs(
-    tokenizer: ChatTokenizer, description: str, rows: Sequence[tuple[Any, Any, Any]], max_len: int
+    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any, Any]], max_len: int
 ) -> list[EncodedPair]:
     return [
-        EncodedPair(encode_example(tokenizer, description, i, c, max_len), encode_example(tokenizer, description, i, r, max_len))
+        EncodedPair(
+            encode_example(tokenizer, description, shape, i, c, max_len),
+            encode_example(tokenizer, description, shape, i, r, max_len),
+        )
         for i, c, r in rows
     ]
