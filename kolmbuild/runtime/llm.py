@@ -7,6 +7,7 @@ tokenized here, so the recipe draft knows where the prompt ends.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import threading
@@ -32,7 +33,7 @@ class GenRequest:
 
     max_tokens: int | None = 256
     temperature: float = 0.0
-    top_p: float = 1.0
+    top_p: float = 0.95
     top_k: int = 40
     stop: tuple[str, ...] = ()
     seed: int | None = None
@@ -111,61 +112,87 @@ class LlamaRunner:
         return self.tokenize(self.render(messages))
 
     # generation -------------------------------------------------------------------------------
-    def _stops(self, req: GenRequest) -> list[str]:
-        stops = [s for s in req.stop if s]
-        if self.eos_text and self.eos_text not in stops:
-            stops.append(self.eos_text)
-        return stops
-
     def _max_tokens(self, prompt_len: int, req: GenRequest) -> int:
         room = self.llm.n_ctx() - prompt_len
         if room <= 0:
             raise ArtifactError(f"the prompt is {prompt_len} tokens; the context holds {self.llm.n_ctx()}")
         return room if req.max_tokens is None else min(req.max_tokens, room)
 
-    def _kwargs(self, prompt: Sequence[int], req: GenRequest) -> dict[str, Any]:
-        return {
-            "prompt": list(prompt),
-            "max_tokens": self._max_tokens(len(prompt), req),
-            "temperature": req.temperature,
-            "top_p": req.top_p,
-            "top_k": req.top_k,
-            "stop": self._stops(req),
-            "seed": req.seed,
-            "grammar": to_llama_grammar(req.constraint),
-        }
-
-    def stream(self, prompt: Sequence[int], req: GenRequest) -> Iterator[Delta]:
-        """Generate from prompt tokens, yielding text pieces; holds the lock until exhausted/closed."""
+    def stream(self, prompt: Sequence[int], req: GenRequest, *, logprobs: bool = False) -> Iterator[Delta]:
+        """Generate from prompt tokens, one :class:`Delta` per token; holds the lock until the
+        generator is exhausted or closed (close it when a client goes away)."""
         with self._lock:
             if self.draft is not None:
                 self.draft.begin(req.draft, len(prompt))
-            it = self.llm.create_completion(**self._kwargs(prompt, req), stream=True)
             try:
-                for chunk in it:
-                    choice = chunk["choices"][0]
-                    reason = choice.get("finish_reason")
-                    yield Delta(choice.get("text") or "", "length" if reason == "length" else ("stop" if reason else None))
+                yield from self._decode(prompt, req, logprobs)
             finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()
                 if self.draft is not None:
                     self.draft.begin(None, 0)
+
+    def _decode(self, prompt: Sequence[int], req: GenRequest, logprobs: bool) -> Iterator[Delta]:
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        llm = self.llm
+        budget = self._max_tokens(len(prompt), req)
+        stops = [s for s in req.stop if s]
+        last_scores: list[Any] = [None]
+
+        def capture(_ids: Any, scores: Any) -> Any:
+            last_scores[0] = scores
+            return scores
+
+        if req.seed is not None:
+            llm.set_seed(req.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        n = 0
+        gen = llm.generate(
+            list(prompt),
+            top_k=req.top_k,
+            top_p=req.top_p,
+            min_p=0.05,
+            temp=req.temperature,
+            repeat_penalty=1.0,
+            grammar=to_llama_grammar(req.constraint),
+            logits_processor=LogitsProcessorList([capture]) if logprobs else None,
+        )
+        try:
+            for tok in gen:
+                if llm._model.token_is_eog(tok) if hasattr(llm._model, "token_is_eog") else tok == llm.token_eos():
+                    yield Delta(pending, "stop")
+                    return
+                n += 1
+                lp: float | None = None
+                if logprobs and last_scores[0] is not None:
+                    row = np.asarray(last_scores[0], dtype=np.float64)
+                    top = row.max()
+                    lp = float(row[tok] - top - np.log(np.exp(row - top).sum()))
+                pending += decoder.decode(llm.detokenize([tok]))
+                cut = _stop_at(pending, stops)
+                if cut is not None:
+                    yield Delta(pending[:cut], "stop_sequence", tok, lp)
+                    return
+                keep = _held_suffix(pending, stops)
+                release, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
+                if n >= budget:
+                    yield Delta(release + pending + decoder.decode(b"", final=True), "length", tok, lp)
+                    return
+                yield Delta(release, None, tok, lp)
+            yield Delta(pending + decoder.decode(b"", final=True), "stop")
+        finally:
+            gen.close()
 
     def complete(self, prompt: Sequence[int], req: GenRequest) -> Completion:
-        with self._lock:
-            if self.draft is not None:
-                self.draft.begin(req.draft, len(prompt))
-            try:
-                out = self.llm.create_completion(**self._kwargs(prompt, req))
-            finally:
-                if self.draft is not None:
-                    self.draft.begin(None, 0)
-        choice = out["choices"][0]
-        usage = out["usage"]
-        reason = "length" if choice.get("finish_reason") == "length" else "stop"
-        return Completion(choice["text"], int(usage["prompt_tokens"]), int(usage["completion_tokens"]), reason)
+        parts: list[str] = []
+        n = 0
+        reason: Any = "stop"
+        for d in self.stream(prompt, req):
+            parts.append(d.text)
+            n += d.token_id >= 0
+            reason = d.finish_reason or reason
+        return Completion("".join(parts), len(prompt), n, reason)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
@@ -174,3 +201,20 @@ class LlamaRunner:
         close = getattr(self.llm, "close", None)
         if close is not None:
             close()
+
+
+def _stop_at(text: str, stops: Sequence[str]) -> int | None:
+    """Where the first stop string starts in ``text`` (None: no stop string there)."""
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _held_suffix(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of ``text`` that could still grow into a stop string."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Route = Literal["recipe", "model", "none"]
+FinishReason = Literal["stop", "stop_sequence", "length"]  # stop: end-of-generation token
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,15 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
 
 
 @dataclass(frozen=True)
 class Delta:
-    """One streamed piece of a generation; ``finish_reason`` is set on the last one only."""
+    """One generated token's released text (may be "" while a possible stop string is held back);
+    ``finish_reason`` is set on the last one only, which may carry no token (``token_id`` -1)."""
 
     text: str
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
+    token_id: int = -1
+    logprob: float | None = None

@@ -1,0 +1,123 @@
+"""``kolmbuild serve FILE.kolm`` (OpenAI / LoRAX compatible HTTP) and ``kolmbuild bench``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kolmbuild.errors import UserInputError
+
+
+def _options(threads: int | None, ctx: int | None) -> Any:
+    from kolmbuild.runtime import RuntimeOptions
+
+    opts = RuntimeOptions.from_env()
+    if threads:
+        opts = dataclasses.replace(opts, n_threads=threads)
+    if ctx:
+        opts = dataclasses.replace(opts, n_ctx=ctx)
+    return opts
+
+
+@click.command("serve")
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
+@click.option("--lorax-compat", is_flag=True, help="Also answer LoRAX's /generate, /generate_stream and POST /.")
+@click.option("--pubkey", type=click.Path(dir_okay=False, path_type=Path), help="Require this signer's public key (PEM).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="llama.cpp threads (default: all cores).")
+@click.option("--ctx", type=click.IntRange(256), default=None, help="Context size in tokens (default 2048).")
+@click.option("--no-drift", is_flag=True, help="Do not append uncovered inputs to the drift log.")
+@click.option("--access-log", is_flag=True, help="Log each request to stderr.")
+def serve(artifact: Path, host: str, port: int, lorax_compat: bool, pubkey: Path | None, threads: int | None,
+          ctx: int | None, no_drift: bool, access_log: bool) -> None:
+    """Serve ARTIFACT over HTTP until interrupted (verifies it first)."""
+    import logging
+
+    from kolmbuild.runtime import Predictor
+    from kolmbuild.serve import Service, make_server
+
+    if not artifact.is_file():
+        raise UserInputError(f"{artifact}: no such file")
+    if access_log:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with Predictor.open(artifact, pubkey=str(pubkey) if pubkey else None, options=_options(threads, ctx),
+                        drift=not no_drift) as predictor:
+        if predictor.has_model:
+            predictor.runner()  # load now, not on the first request
+        try:
+            server = make_server(Service(predictor), host, port, lorax_compat=lorax_compat, access_log=access_log)
+        except OSError as exc:
+            raise UserInputError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        routes = "OpenAI" + (" + LoRAX" if lorax_compat else "")
+        click.echo(f"serving {predictor.target} ({routes}) on {server.url}", err=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: tuple[str, ...]) -> list[Any]:
+    from kolmbuild.runtime.inputs import iter_inputs
+    from kolmbuild.runtime.shape import parse_input
+
+    shape = predictor.task.shape
+    if texts:
+        return [parse_input(t, shape, where="--input") for t in texts]
+    if in_file is not None:
+        return list(iter_inputs(in_file, shape))
+    raise UserInputError(f"bench {artifact}: give --input TEXT or --file in.jsonl")
+
+
+@click.command("bench")
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--url", default=None, help="Generative mode: a serve endpoint (http://HOST:PORT).")
+@click.option("--input", "texts", multiple=True, help="An input to time (repeatable).")
+@click.option("--file", "in_file", type=click.Path(dir_okay=False, path_type=Path), help="JSON lines of inputs.")
+@click.option("-n", "n", type=click.IntRange(1), default=None, help="Timed calls (pattern 10000, generative 5).")
+@click.option("--warmup", type=click.IntRange(0), default=None, help="Untimed calls first (pattern 1000, generative 1).")
+@click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True, help="Generative mode.")
+@click.option("--threads", type=click.IntRange(1), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the record here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON (the default output is JSON too).")
+def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_file: Path | None, n: int | None,
+          warmup: int | None, max_tokens: int, threads: int | None, out: Path | None, as_json: bool) -> None:
+    """Pattern mode: calls/s and µs percentiles of ARTIFACT. Generative mode (--url): tokens/s, TTFT."""
+    from kolmbuild.serve.bench import generative_bench, pattern_bench
+
+    if url:
+        prompts = list(texts)
+        if in_file is not None:
+            prompts += [str(row) for row in _jsonl_inputs(in_file)]
+        if not prompts:
+            raise UserInputError("bench --url: give --input TEXT or --file in.jsonl")
+        record = generative_bench(url, prompts, n=n or 5, warmup=1 if warmup is None else warmup, max_tokens=max_tokens)
+    else:
+        if artifact is None:
+            raise UserInputError("bench: give a .kolm file (pattern mode) or --url (generative mode)")
+        from kolmbuild.runtime import Predictor
+
+        with Predictor.open(artifact, options=_options(threads, None), drift=False) as predictor:
+            inputs = _bench_inputs(predictor, artifact, in_file, texts)
+            record = pattern_bench(predictor.predict, predictor.predict_batch, inputs,
+                                   n=n or 10000, warmup=1000 if warmup is None else warmup)
+            record["artifact"] = artifact.name
+    text = json.dumps(record, sort_keys=True)
+    if out is not None:
+        from kolmbuild.migrate.atomic import write_text_atomic
+
+        write_text_atomic(out, text + "\n")
+    click.echo(text)
+
+
+def _jsonl_inputs(path: Path) -> list[Any]:
+    from kolmbuild.config.models import ShapeSpec
+    from kolmbuild.runtime.inputs import iter_inputs
+
+    return list(iter_inputs(path, ShapeSpec()))

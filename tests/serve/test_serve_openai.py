@@ -1,0 +1,141 @@
+"""The server driven by the real ``openai`` SDK (and raw HTTP for the edges)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+from kolmbuild.serve import KolmHTTPServer
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+    "required": ["city", "country"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def client(server: KolmHTTPServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def ask(client: openai.OpenAI, text: str, **kw: object) -> object:
+    return client.chat.completions.create(model="helper", messages=[{"role": "user", "content": text}], **kw)
+
+
+def test_models_and_health(client: openai.OpenAI, server: KolmHTTPServer) -> None:
+    assert [m.id for m in client.models.list().data] == ["helper"]
+    health = httpx.get(server.url + "/health").json()
+    assert health == {"status": "ok", "model": "helper", "recipes": True, "llm": True}
+
+
+def test_chat_non_stream_uses_the_model(client: openai.OpenAI) -> None:
+    r = ask(client, "What is the capital of France?", max_tokens=16)
+    msg = r.choices[0].message.content
+    assert r.model == "helper" and msg.strip()
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens > 10 and 0 < r.usage.completion_tokens <= 16
+    assert r.system_fingerprint == "kolm-model"
+
+
+def test_chat_stream_matches_non_stream(client: openai.OpenAI) -> None:
+    q = "Name a large animal."
+    whole = ask(client, q, max_tokens=12).choices[0].message.content
+    stream = ask(client, q, max_tokens=12, stream=True, stream_options={"include_usage": True})
+    pieces, reasons, usage = [], [], None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for ch in chunk.choices:
+            pieces.append(ch.delta.content or "")
+            reasons.append(ch.finish_reason)
+    assert "".join(pieces) == whole
+    assert reasons[-1] in ("stop", "length") and all(r is None for r in reasons[:-1])
+    assert usage is not None and usage.completion_tokens > 0
+
+
+def test_response_format_json_schema(client: openai.OpenAI) -> None:
+    r = ask(client, "Where is the Eiffel tower?", max_tokens=40,
+            response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": SCHEMA, "strict": True}})
+    doc = json.loads(r.choices[0].message.content)
+    assert set(doc) == {"city", "country"} and all(isinstance(v, str) for v in doc.values())
+
+
+def test_response_format_json_object_streamed(client: openai.OpenAI) -> None:
+    stream = ask(client, "Describe a cat as JSON.", max_tokens=40, stream=True, response_format={"type": "json_object"})
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:  # the token limit may cut the object; it must still start as one
+        assert text.lstrip().startswith("{")
+    else:
+        assert isinstance(doc, dict)
+
+
+def test_recipe_route_answers_without_the_model(client: openai.OpenAI) -> None:
+    r = ask(client, "hello recipe")
+    assert r.choices[0].message.content == "recipe says hi"
+    assert r.system_fingerprint == "kolm-recipe" and r.usage.completion_tokens == 0
+    structured = ask(client, "give json", response_format={"type": "json_object"})
+    assert json.loads(structured.choices[0].message.content) == {"a": 1}
+
+
+def test_completions_endpoint_stream_and_not(client: openai.OpenAI) -> None:
+    r = client.completions.create(model="helper", prompt="What color is the sky?", max_tokens=10)
+    text = r.choices[0].text
+    assert text.strip() and r.object == "text_completion"
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model="helper", prompt="What color is the sky?", max_tokens=10, stream=True))
+    assert streamed == text
+
+
+def test_bad_requests_are_400_with_the_field(client: openai.OpenAI, server: KolmHTTPServer) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        ask(client, "x", response_format={"type": "yaml"})
+    assert "response_format" in str(err.value)
+    with pytest.raises(openai.BadRequestError, match="Unrecognized schema"):
+        ask(client, "x", response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "bogus"}}})
+    with pytest.raises(openai.BadRequestError, match="no user message"):
+        client.chat.completions.create(model="helper", messages=[{"role": "system", "content": "hi"}])
+    raw = httpx.post(server.url + "/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert raw.status_code == 400 and "not JSON" in raw.json()["error"]["message"]
+    assert httpx.get(server.url + "/nope").status_code == 404
+
+
+def test_lorax_routes_are_off_without_the_flag(openai_only: KolmHTTPServer) -> None:
+    assert httpx.post(openai_only.url + "/generate", json={"inputs": "hello recipe"}).status_code == 404
+
+
+def test_abandoned_stream_frees_the_model(server: KolmHTTPServer, client: openai.OpenAI) -> None:
+    body = {"model": "helper", "messages": [{"role": "user", "content": "Count from one to fifty."}],
+            "max_tokens": 200, "stream": True}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=60) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
+                break  # one token in, hang up
+    t0 = time.perf_counter()
+    r = ask(client, "Say hi.", max_tokens=4)
+    assert r.choices[0].message.content is not None
+    assert time.perf_counter() - t0 < 30
+
+
+def test_health_answers_while_a_generation_runs(server: KolmHTTPServer, client: openai.OpenAI) -> None:
+    done = threading.Event()
+
+    def long_one() -> None:
+        ask(client, "Write a long story about a dragon.", max_tokens=80)
+        done.set()
+
+    t = threading.Thread(target=long_one)
+    t.start()
+    time.sleep(0.3)
+    assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+    assert ask(client, "hello recipe").choices[0].message.content == "recipe says hi"
+    t.join(120)
+    assert done.is_set()
