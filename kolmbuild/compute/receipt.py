@@ -39,6 +39,8 @@ def job_from_receipts(receipts: Mapping[str, Any]) -> Job:
 
 
 def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> dict[str, Any]:
+    if hasattr(backend, "backend") and not isinstance(backend, Mapping):  # a TargetConfig (architecture.md form)
+        backend = backend.backend
     spec = backend if isinstance(backend, BackendSpec) else BackendSpec.model_validate(dict(backend))
     job = job_from_receipts(receipts)
     q = quote(spec, job)

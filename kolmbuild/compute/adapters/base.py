@@ -252,7 +252,12 @@ class ProvisionedAdapter(Adapter):
         started = time.monotonic()
         try:
             on_progress(f"{self.spec.name}: provisioning ({label})")
-            instance_id, info = self.create_instance(job, rid, label)
+            try:
+                instance_id, info = self.create_instance(job, rid, label)
+            except ProviderError as exc:
+                if exc.status is not None and 400 <= exc.status < 500:
+                    holder["refused"] = str(exc)  # the provider said no: nothing was created
+                raise
             holder["id"] = instance_id
             # the id goes to the ledger before anything waits for the machine
             self.ledger.update(rid, instance_id=instance_id, detail=_public(info))
@@ -267,7 +272,10 @@ class ProvisionedAdapter(Adapter):
             return RunResult(self.spec.name, rid, code, instance_id, elapsed, est, actual, tuple(outputs),
                              tuple(tail), {"label": label})
         finally:
-            if "id" not in holder:
+            if "refused" in holder:
+                self.ledger.update(rid, state="released", note="the provider refused the request")
+                holder["id"] = None
+            elif "id" not in holder:
                 holder["id"] = self._reconcile(rid, label)
             if holder["id"] is not None:
                 self.teardown(RunHandle(rid, self.spec.name, holder["id"]))

@@ -1,0 +1,148 @@
+"""compute list / detect / use / info / quote / status, and the registry behind them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kolmbuild.compute.job import Job
+from kolmbuild.compute.quote import SLACK, quote
+from kolmbuild.compute.registry import builtin_conf_dirs, load_registry
+
+NAMES = ["fal", "lambda", "local-cpu", "local-cuda", "local-directml", "local-mlx", "local-mps", "local-rocm",
+         "modal", "remote-ssh", "replicate", "runpod", "together", "vast"]
+
+
+def test_list_groups_fourteen_backends(project):
+    r = project.invoke("compute", "list", "--json")
+    doc = json.loads(r.output)
+    assert sorted(b["name"] for b in doc["backends"]) == NAMES
+    assert doc["registry"].startswith("v1 catalog 2026-11-01")
+    groups = {b["name"]: b["group"] for b in doc["backends"]}
+    assert groups["local-cpu"] == "LOCAL" and groups["vast"] == "CLOUD" and groups["remote-ssh"] == "SELF-HOSTED"
+    text = project.invoke("compute", "list").output
+    assert text.splitlines()[0].startswith("registry v1")
+    assert text.index("LOCAL") < text.index("CLOUD") < text.index("SELF-HOSTED")
+    assert "$2.50/h" in text and "$0.48/1M tok" in text and "infer only" in text
+
+
+def test_detect_degrades_without_errors(project, monkeypatch):
+    r = project.invoke("compute", "detect", "--json")
+    assert r.exit_code == 0
+    got = {d["backend"]: d["status"] for d in json.loads(r.output)}
+    assert got["local-cpu"] == "ok"
+    assert got["vast"] == "no token" and got["modal"] == "no token"
+    for name in ("local-cuda", "local-mps", "local-mlx", "local-rocm", "local-directml"):
+        assert got[name] in ("ok", "not detected")
+    monkeypatch.setenv("KOLM_VAST_TOKEN", "x")
+    r = project.invoke("compute", "detect", "vast")
+    assert r.output.split()[:2] == ["vast", "ok"]
+    r = project.invoke("compute", "detect", "nope")
+    assert r.exit_code == 2 and "unknown backend 'nope'" in r.output
+
+
+def test_cli_start_and_detect_do_not_import_torch(project):
+    code = ("import sys; from kolmbuild.cli.main import main; rc = main(['-C', sys.argv[1], 'compute', 'detect']);"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code, str(project.root)], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=120)
+    assert out.stdout.strip().endswith("NO-TORCH"), out.stdout + out.stderr
+
+
+def test_use_writes_user_config_and_precedence(project, monkeypatch, _isolated_user_config):
+    r = project.invoke("compute", "use", "vast", "--json")
+    assert json.loads(r.output)["backend"] == "vast"
+    assert "backend: vast" in (_isolated_user_config / "config.yaml").read_text()
+    from kolmbuild.compute import default_backend_name
+    from kolmbuild.config.compose import Composer
+    from kolmbuild.config.kolmfile import load_project
+
+    assert default_backend_name() == "vast"
+    project.write("kolmfile.yaml", {"version": 1, "targets": {"redact": {"task": "redact"}}})
+    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "vast"
+    monkeypatch.setenv("KOLM_BACKEND", "lambda")  # the environment beats `compute use`
+    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "lambda"
+    project.write("kolmfile.yaml", {"version": 1, "defaults": {"backend": "runpod"},
+                                    "targets": {"redact": {"task": "redact"}}})  # the kolmfile beats both
+    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "runpod"
+    assert project.invoke("compute", "use", "nope").exit_code == 2
+
+
+def test_info(project):
+    doc = json.loads(project.invoke("compute", "info", "lambda", "--json").output)
+    assert doc["backend"]["cost_per_hour_usd"] == 2.0 and doc["backend"]["cold_start_seconds"] == 90
+    assert doc["detect"]["status"] == "no token" and doc["reference_quote"]["cost_usd"] > 0
+    assert "reference quote" in project.invoke("compute", "info", "vast").output
+
+
+def test_quote_arithmetic_per_basis():
+    reg = load_registry(builtin_conf_dirs())
+    job = Job(name="j", model_params=1_000_000_000, train_tokens=1_000_000, epochs=2.0, eval_cases=100,
+              eval_tokens_per_case=100)
+    work = 4 * 1e9 * 1e6 * 2 + 2 * 1e9 * 100 * 100
+    lam = quote(reg.get("lambda"), job)
+    dur = (90 + work / 100e12) * SLACK
+    assert lam.duration_s == pytest.approx(dur) and lam.cost_usd == pytest.approx(dur / 3600 * 2.0)
+    assert "90 s cold" in lam.basis and "x2 slack" in lam.basis
+    rep = quote(reg.get("replicate"), job)
+    assert rep.cost_usd == pytest.approx(rep.duration_s * 0.001525)
+    tog = quote(reg.get("together"), job)
+    assert tog.cost_usd == pytest.approx((2_000_000 + 10_000) / 1e6 * 0.48)
+    fal = quote(reg.get("fal"), job)
+    assert not fal.eligible and fal.reason == "inference only"
+    infer = Job(name="i", model_params=1_000_000_000, train_tokens=0, epochs=1, eval_cases=50, kind="infer")
+    assert quote(reg.get("fal"), infer).cost_usd == pytest.approx(50 * 0.002)
+    assert quote(reg.get("local-cpu"), job).cost_usd == 0.0
+
+
+def test_quote_target_table_and_json(project):
+    r = project.invoke("compute", "quote", "redact")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[1].split() == ["BACKEND", "DURATION", "COST", "BASIS"]
+    assert "fal" in r.output and "not eligible: inference only" in r.output
+    doc = json.loads(project.invoke("compute", "quote", "redact", "--json").output)
+    assert len(doc["quotes"]) == 13 and doc["job"]["train_tokens"] > 0 and doc["job"]["eval_cases"] == 10
+    assert {q["backend"] for q in doc["quotes"]} == set(NAMES) - {"fal"}
+
+
+def test_quote_spec_file_and_bad_spec(project):
+    project.write("job.yaml", {"name": "big", "model": "meta-llama/Llama-3.1-8B", "train_tokens": 5_000_000,
+                               "epochs": 2, "eval_cases": 200})
+    doc = json.loads(project.invoke("compute", "quote", "--spec", "job.yaml", "--json").output)
+    assert doc["job"]["model_params"] == 8_000_000_000 and doc["job"]["min_vram_gb"] == pytest.approx(21.8)
+    project.write("bad.yaml", {"name": "x", "model_params": 10, "trian_tokens": 5})
+    r = project.invoke("compute", "quote", "--spec", "bad.yaml")
+    assert r.exit_code == 2 and "bad.yaml" in r.output and "trian_tokens: unknown key" in r.output
+
+
+def test_user_override_changes_price_without_code(project):
+    project.override_backend("vast", cost_per_hour_usd=0.30, pricing={"basis": "per-hour", "rate_usd": 0.30})
+    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                               "auth": ["KOLM_REMOTE_HOST"], "effective_tflops": 50})
+    doc = json.loads(project.invoke("compute", "list", "--json").output)
+    by = {b["name"]: b for b in doc["backends"]}
+    assert by["vast"]["price"] == "$0.30/h" and "my-box" in by and len(by) == 15
+
+
+def test_malformed_backend_yaml_names_file_and_line(project):
+    (project.root / "conf/backend").mkdir(parents=True, exist_ok=True)
+    (project.root / "conf/backend/vast.yaml").write_text("name: vast\nkind: cloud-marketplace\nperf_bias: 7\n")
+    r = project.invoke("compute", "list")
+    assert r.exit_code == 2 and "vast.yaml:3" in r.output and "perf_bias" in r.output
+    (project.root / "conf/backend/vast.yaml").write_text("name: [unclosed\n")
+    r = project.invoke("compute", "list")
+    assert r.exit_code == 2 and "vast.yaml" in r.output and "invalid YAML" in r.output
+
+
+def test_status_empty_and_test_without_token(project):
+    r = project.invoke("compute", "status")
+    assert r.exit_code == 0 and "no live rentals" in r.output
+    r = project.invoke("compute", "test", "vast")
+    assert r.exit_code == 1 and "FAIL  auth check" in r.output and "set KOLM_VAST_TOKEN" in r.output
+    r = project.invoke("compute", "test", "local-cpu", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["passed"]
