@@ -55,7 +55,7 @@ def _reader(fs: Any, path: str) -> Callable[[], bytes]:
 
 
 def _remote_files(url: str, key: str) -> list[CorpusFile]:
-    import fsspec
+    import fsspec  # type: ignore[import-untyped]
 
     try:
         fs, root = fsspec.core.url_to_fs(url)

@@ -33,7 +33,7 @@ def can_load_extensions(module: ModuleType) -> bool:
 
 def _vec_path() -> str:
     try:
-        import sqlite_vec
+        import sqlite_vec  # type: ignore[import-untyped]
     except ImportError as exc:
         raise ConfigError("recall index: the sqlite-vec package is not installed", hint="pip install sqlite-vec") from exc
     return str(sqlite_vec.loadable_path())

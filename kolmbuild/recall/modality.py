@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 _SUFFIXES = {
@@ -28,7 +28,7 @@ _BINARY_SUFFIXES = {
 }
 
 
-class Modality(str, Enum):
+class Modality(StrEnum):
     TEXT = "text"
     MARKDOWN = "markdown"
     JSON = "json"

@@ -51,6 +51,17 @@ def api_key(spec: TeacherSpec) -> str:
     )
 
 
+def endpoint_label(spec: TeacherSpec, default_host: str) -> str:
+    """``teacher MODEL at HOST[:PORT]/PATH`` for messages: never the URL's user or password."""
+    if not spec.base_url:
+        return f"teacher {spec.model} at {default_host}"
+    parts = urlsplit(spec.base_url)
+    host = parts.hostname or "?"
+    if parts.port:
+        host += f":{parts.port}"
+    return f"teacher {spec.model} at {parts.scheme}://{host}{parts.path}"
+
+
 def _retry_after(response: Any) -> float | None:
     headers = getattr(response, "headers", None) or {}
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
@@ -98,7 +109,7 @@ class OpenAIChat:
             raise ConfigError("task.teacher: the openai package is not installed", hint="pip install 'kolmbuild[teacher]'") from exc
         self._openai = openai
         self._spec = spec
-        self._where = f"teacher {spec.model} at {spec.base_url or 'api.openai.com'}"
+        self._where = endpoint_label(spec, "api.openai.com")
         kwargs: dict[str, Any] = {"api_key": key, "timeout": spec.timeout_s, "max_retries": 0}
         if spec.base_url:
             kwargs["base_url"] = spec.base_url
@@ -146,7 +157,7 @@ class AnthropicChat:
             raise ConfigError("task.teacher: the anthropic package is not installed", hint="pip install 'kolmbuild[teacher]'") from exc
         self._anthropic = anthropic
         self._spec = spec
-        self._where = f"teacher {spec.model} at {spec.base_url or 'api.anthropic.com'}"
+        self._where = endpoint_label(spec, "api.anthropic.com")
         kwargs: dict[str, Any] = {"api_key": key, "timeout": spec.timeout_s, "max_retries": 0}
         if spec.base_url:
             kwargs["base_url"] = spec.base_url

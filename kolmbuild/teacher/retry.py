@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.cap_s)
-        backoff = min(self.cap_s, self.base_s * (2**attempt))
+            return float(min(max(retry_after, 0.0), self.cap_s))
+        backoff = min(self.cap_s, math.ldexp(self.base_s, attempt))  # base * 2**attempt
         return backoff * (0.5 + rng.random() / 2)  # "equal jitter": spread clients, keep a floor
 
 

@@ -49,3 +49,26 @@ def test_corpus_is_indexed_and_rebuild_reuses_embeddings(tmp_path: Path) -> None
     assert result2.metrics == m
     assert f"0 embedded, {m['chunks']} cached" in result2.summary
     assert again.output("index.sqlite").read_bytes() == ctx.output("index.sqlite").read_bytes()
+
+
+def test_corpus_from_an_fsspec_url(tmp_path: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/kolm-stage-corpus/faq/returns.txt", b"Returns are accepted within thirty days.")
+    fs.pipe("/kolm-stage-corpus/faq/hours.txt", b"The shop opens at nine and closes at five.")
+    try:
+        out = tmp_path / "out"
+        out.mkdir()
+        ctx = StageContext(
+            target="t", stage="recall", key="k", project_dir=tmp_path, outdir=out, cache_dir=tmp_path / "cache",
+            params={"task.corpus": "memory://kolm-stage-corpus", "task.recall": {}},
+            inputs={"task.corpus": None},  # the engine names remote inputs, it does not hash them
+            upstream={}, receipts={},
+        )
+        metrics = recall.run(ctx).metrics
+        assert (metrics["files"], metrics["chunks"]) == (2, 2)
+        with open_index(ctx.output("index.sqlite")) as index:
+            assert index.search("when does the store open", 1)[0].source == "faq/hours.txt"
+    finally:
+        fs.rm("/kolm-stage-corpus", recursive=True)

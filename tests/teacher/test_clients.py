@@ -127,6 +127,14 @@ def test_anthropic_messages_api(scripted: tuple[ScriptedTeacher, str], tmp_path:
     assert seen.body["max_tokens"] == 32 and "seed" not in seen.body
 
 
+def test_messages_never_show_credentials_in_the_url(tmp_path: Path) -> None:
+    sp = spec("http://user:hunter2@127.0.0.1:9")  # nothing listens on port 9: connection refused
+    with pytest.raises(TeacherError) as info:
+        Teacher(sp.model_copy(update={"max_retries": 1}), tmp_path, backoff_s=0.0, sleep=lambda s: None).run([req()])
+    assert "connection failed" in str(info.value) and "127.0.0.1:9/v1" in str(info.value)
+    assert "hunter2" not in str(info.value) and SECRET not in str(info.value)
+
+
 def test_missing_key_is_a_config_error_naming_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KOLM_TEST_TEACHER_TOKEN")
     remote = spec("https://teacher.invalid")

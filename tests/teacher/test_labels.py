@@ -14,8 +14,8 @@ from kolmbuild.verifier import synthesize
 CAPITALS = [Example(1, "France", "Paris"), Example(2, "Japan", "Tokyo"), Example(3, "Italy", "Rome"), Example(4, "Peru", "Lima")]
 
 
-def verifier_for(examples: list[Example], shape: ShapeSpec = ShapeSpec()):
-    return synthesize(examples, shape, VerifierSpec(), Path("."))
+def verifier_for(examples: list[Example], shape: ShapeSpec | None = None):
+    return synthesize(examples, shape or ShapeSpec(), VerifierSpec(), Path("."))
 
 
 def test_verifier_chooses_the_correct_sample_among_k() -> None:
