@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import stat
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,15 +65,34 @@ def _check_private_mode(path: Path) -> None:
         )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+class KeyExists(UserInputError):
+    """A key file is already there (keygen without --force, or another build made it first)."""
+
+
+def _write_file(path: Path, data: bytes, mode: int, *, exclusive: bool) -> None:
+    """Write ``data`` to a private temp file, then move it to ``path`` whole.
+
+    ``exclusive``: never replace an existing ``path`` (a hard link is an atomic create-if-absent),
+    so two builds that create the first key at once agree on one key; raises KeyExists otherwise.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if not exclusive:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise KeyExists(f"{path}: a key already exists", hint="pass --force to replace it") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def generate_keypair(out_dir: Path | None = None, *, name: str = KEY_NAME, force: bool = False) -> tuple[Path, Path]:
@@ -80,15 +100,13 @@ def generate_keypair(out_dir: Path | None = None, *, name: str = KEY_NAME, force
     out_dir = out_dir or keys_dir()
     priv_path, pub_path = out_dir / f"{name}.pem", out_dir / f"{name}.pub"
     if not force and (priv_path.exists() or pub_path.exists()):
-        raise UserInputError(f"{priv_path}: a key already exists", hint="pass --force to replace it")
+        raise KeyExists(f"{priv_path}: a key already exists", hint="pass --force to replace it")
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_private(priv_path, pem)
-    tmp = pub_path.with_name(pub_path.name + ".tmp")
-    tmp.write_bytes(public_pem(key.public_key()))
-    os.replace(tmp, pub_path)
+    _write_file(priv_path, pem, 0o600, exclusive=not force)
+    _write_file(pub_path, public_pem(key.public_key()), 0o644, exclusive=False)
     return priv_path, pub_path
 
 
@@ -151,9 +169,13 @@ def resolve_signing_key(log: Callable[[str], None] | None = None) -> SigningKey:
         return load_private_key(env_file)
     default = keys_dir() / f"{KEY_NAME}.pem"
     if not default.exists():
-        priv, pub = generate_keypair(keys_dir())
-        if log:
-            log(f"created a signing key pair: {priv} (private, keep it) and {pub} (share it to verify)")
+        try:
+            priv, pub = generate_keypair(keys_dir())
+        except KeyExists:
+            pass  # another build created it a moment ago: use that one
+        else:
+            if log:
+                log(f"created a signing key pair: {priv} (private, keep it) and {pub} (share it to verify)")
     return load_private_key(default)
 
 

@@ -151,3 +151,16 @@ def test_a_first_write_without_a_key_creates_one_and_says_so_once(tmp_path: Path
     assert stat.S_IMODE(priv.stat().st_mode) == 0o600
     assert "PRIVATE" not in said[0] and priv.read_text() not in said[0]
     assert a.sha256 == b.sha256  # same key from the second call on
+
+
+def test_builds_that_create_the_first_key_at_once_agree_on_one_key() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kolmbuild.artifact.keys import resolve_signing_key
+
+    said: list[str] = []
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: resolve_signing_key(said.append), range(16)))
+    assert len({k.fingerprint for k in keys}) == 1
+    assert len(said) == 1
+    assert sorted(p.name for p in keys_dir().iterdir()) == ["kolm-signing.pem", "kolm-signing.pub"]
