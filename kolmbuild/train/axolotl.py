@@ -30,7 +30,7 @@ from kolmbuild.train.settings import TrainSettings
 
 # Architectures liger-kernel patches (its RoPE, RMSNorm, SwiGLU and fused linear cross-entropy).
 _LIGER_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3"})
-# Share of the GPU's memory a bf16 LoRA run may plan to use before we switch to QLoRA NF4.
+# Share of the GPU's memory a run may plan to use (the rest: fragmentation, optimizer state, spikes).
 _VRAM_HEADROOM = 0.7
 
 
@@ -51,17 +51,27 @@ def detect_gpu() -> GpuInfo | None:
     return GpuInfo(props.name, props.total_memory / 2**30, (props.major, props.minor))
 
 
-def estimated_lora_gb(n_params: int, seq_len: int, batch_size: int, hidden: int, layers: int) -> float:
-    """Rough peak memory of a bf16 LoRA run: the frozen weights (2 bytes each) plus activations
-    (about 34 * seq * batch * hidden bytes per layer without checkpointing) plus 1 GB of
-    CUDA context and workspace."""
-    weights = 2 * n_params
-    activations = 34 * seq_len * batch_size * hidden * layers
-    return (weights + activations) / 2**30 + 1.0
+def weights_gb(n_params: int) -> float:
+    """The frozen base in bf16: 2 bytes per parameter."""
+    return 2 * n_params / 2**30
 
 
-def needs_qlora(estimate_gb: float, gpu: GpuInfo) -> bool:
-    return estimate_gb > _VRAM_HEADROOM * gpu.vram_gb
+def activations_gb(seq_len: int, batch_size: int, hidden: int, layers: int) -> float:
+    """Activations kept for backward without checkpointing: about 34 * seq * batch * hidden bytes
+    per layer (Korthikanti et al., 2022, 16-bit, no recomputation)."""
+    return 34 * seq_len * batch_size * hidden * layers / 2**30
+
+
+def needs_qlora(n_params: int, gpu: GpuInfo) -> bool:
+    """QLoRA NF4 when the bf16 weights plus 1 GB of CUDA context would pass the headroom: the
+    4-bit base takes about a quarter of the memory."""
+    return weights_gb(n_params) + 1.0 > _VRAM_HEADROOM * gpu.vram_gb
+
+
+def needs_checkpointing(n_params: int, act_gb: float, gpu: GpuInfo) -> bool:
+    """Gradient checkpointing when the activations are what would not fit."""
+    base = weights_gb(n_params) / (4 if needs_qlora(n_params, gpu) else 1)
+    return base + act_gb + 1.0 > _VRAM_HEADROOM * gpu.vram_gb
 
 
 def attention_implementation(gpu: GpuInfo, *, flash_attn_installed: bool) -> str:
@@ -92,8 +102,8 @@ def axolotl_config(
 ) -> dict[str, Any]:
     """The axolotl YAML (as a dict) for one run: supervised (``rl=None``) or ``dpo``/``orpo``."""
     lora = settings.lora
-    estimate = estimated_lora_gb(inputs.n_params, settings.max_seq_len, settings.batch_size, inputs.hidden_size, inputs.num_layers)
-    qlora = needs_qlora(estimate, gpu)
+    act = activations_gb(settings.max_seq_len, settings.batch_size, inputs.hidden_size, inputs.num_layers)
+    qlora = needs_qlora(inputs.n_params, gpu)
     bf16 = gpu.capability >= (8, 0)
     cfg: dict[str, Any] = {
         "base_model": str(inputs.base_model_dir),
@@ -124,7 +134,7 @@ def axolotl_config(
         "fp16": not bf16,
         "tf32": bf16,
         "attn_implementation": attention_implementation(gpu, flash_attn_installed=flash_attn_installed),
-        "gradient_checkpointing": qlora,
+        "gradient_checkpointing": needs_checkpointing(inputs.n_params, act, gpu),
         "chat_template": "tokenizer_default",
         "val_set_size": 0.0,
         "logging_steps": 1,
