@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,13 +378,15 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
                  ask=lambda question: click.confirm(question, default=False, err=True))
     run_id = new_run_id()
     data_path = Path(data) if data else _target_data(c, target)
-    say = (lambda s: None) if json_out else (lambda s: click.echo(s, err=True))
     if not json_out:
         click.echo(f"renting {backend_name}: estimate ${q.cost_usd:.2f}, {_dur(q.duration_s)} ({q.basis}); "
                    f"run id {run_id}", err=True)
-    with payload_dir(job, run_id, command or None, data_path) as shipped:
-        progress = _RentProgress(say)
-        result = run_rental(adapter, shipped, progress.line, run_id=run_id, estimate_usd=q.cost_usd)
+    progress = _RentProgress("rent", json_out, q.duration_s)
+    try:
+        with payload_dir(job, run_id, command or None, data_path) as shipped:
+            result = run_rental(adapter, shipped, progress.line, run_id=run_id, estimate_usd=q.cost_usd)
+    finally:
+        progress.close()
     if json_out:
         _emit({**result.to_json(), "quote": q.to_json()})
     else:
@@ -407,10 +410,20 @@ def _target_data(c: Context, target: str | None) -> Path | None:
 
 
 class _RentProgress:
-    """Lines from the machine, shown through a rich status line on a TTY, plain lines otherwise."""
+    """The rental's progress through the engine's Progress protocol (a rich bar on a TTY, lines otherwise)."""
 
-    def __init__(self, say: Any) -> None:
-        self.say = say
+    def __init__(self, label: str, quiet: bool, expected_s: float) -> None:
+        from kolmbuild.engine.ui import BuildUI, StageProgress
+
+        self.progress = StageProgress(BuildUI(quiet=quiet), label)
+        self.progress.start("provision -> run -> release", total=max(1.0, round(expected_s)))
+        self.last = time.monotonic()
 
     def line(self, text: str) -> None:
-        self.say(f"  | {text}")
+        now = time.monotonic()
+        self.progress.advance(now - self.last)
+        self.last = now
+        self.progress.log(text)
+
+    def close(self) -> None:
+        self.progress.close()
