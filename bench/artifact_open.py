@@ -50,7 +50,6 @@ def main() -> int:
         tmp = Path(tmp_name)
         os.environ["KOLM_CONFIG_DIR"] = str(tmp / "config")  # a throwaway signing key
         from kolmbuild.artifact import open_artifact, write_artifact
-
         from kolmbuild.models.resolve import bundled_smollm2
 
         gguf_path = bundled_smollm2()

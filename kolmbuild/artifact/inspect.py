@@ -47,6 +47,16 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _compute_fields(compute: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Top-level scalars, then the scalars of the cost blocks (estimate, actual, price) as ``block.key``."""
+    fields = [(k, v) for k, v in sorted(compute.items()) if not isinstance(v, dict | list) and v not in ("", None)]
+    for block in ("price", "estimate", "actual"):
+        sub = compute.get(block)
+        if isinstance(sub, dict):
+            fields += [(f"{block}.{k}", v) for k, v in sorted(sub.items()) if not isinstance(v, dict | list)]
+    return fields
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
@@ -80,8 +90,7 @@ def render(s: dict[str, Any], console: Console) -> None:
         console.print("absent    " + ", ".join(s["absent"]))
     compute = s.get("compute") or {}
     if compute:
-        console.print("compute   " + "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(compute.items())
-                                               if not isinstance(v, dict | list)))  # fmt: skip
+        console.print("compute   " + "  ".join(f"{k}={_fmt(v)}" for k, v in _compute_fields(compute)))
     tc = s.get("toolchain") or {}
     if tc:
         pk = "  ".join(f"{k} {v}" for k, v in sorted((tc.get("packages") or {}).items()))

@@ -157,6 +157,33 @@ class _HashingWriter:
 Trailer = Callable[[int, str], Sequence[tuple[str, bytes]]]
 
 
+def _file_crc(src: Path) -> tuple[int, int]:
+    crc = size = 0
+    with open(src, "rb") as f:
+        while block := f.read(CHUNK):
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+    return crc & 0xFFFFFFFF, size
+
+
+def _add_stored_file(out: _HashingWriter, name: str, src: Path) -> Member:
+    """A stored member straight from its file (no temp copy of a multi-GB model): CRC first, then copy."""
+    crc, size = _file_crc(src)
+    if size >= ZIP32_MAX:
+        raise ArtifactError(f"{name}: kolm/1 members must be smaller than 4 GiB")
+    m = Member(name, STORED, crc, size, size, out.pos)
+    out.write(_local_header(m))
+    check = copied = 0
+    with open(src, "rb") as f:
+        while block := f.read(CHUNK):
+            check = zlib.crc32(block, check)
+            copied += len(block)
+            out.write(block)
+    if copied != size or check & 0xFFFFFFFF != crc:
+        raise ArtifactError(f"{src}: the file changed while it was being written into the artifact")
+    return m
+
+
 def write_zip(dest: Path, members: Sequence[tuple[str, bytes | Path]], trailer: Trailer | None = None) -> None:
     """Write the canonical zip of ``members`` (name, bytes or file) to ``dest`` (temp file + rename).
 
@@ -178,6 +205,9 @@ def write_zip(dest: Path, members: Sequence[tuple[str, bytes | Path]], trailer: 
 
             def add(name: str, src: bytes | Path) -> None:
                 method = member_method(name)
+                if method == STORED and isinstance(src, Path):
+                    written.append(_add_stored_file(out, name, src))
+                    return
                 with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2) as spool:
                     crc, csize, usize = _compress(src, method, spool)
                     if usize >= ZIP32_MAX or csize >= ZIP32_MAX:
