@@ -101,8 +101,8 @@ class Teacher:
             return cached
         if stop.is_set():
             return None
-        held = self.budget.reserve(self.prices.worst_case(request))
         client = self._get_client()
+        held = self.budget.reserve(self.prices.worst_case(request))
 
         def attempt() -> Reply:
             with counters.lock:
