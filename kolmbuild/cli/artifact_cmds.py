@@ -182,7 +182,7 @@ def keygen(out_dir: Path | None, name: str, force: bool, as_json: bool) -> None:
 @click.option("--hmac-key-env", metavar="VAR", default=None, help="Add hmac.json with the key in $VAR.")
 @click.option("--sigstore", "use_sigstore", is_flag=True, help="Add a Sigstore keyless signature (needs network).")
 @click.option("--sigstore-staging", is_flag=True, help="Use Sigstore's staging instance.")
-@click.option("--pubkey", type=_FILE, default=None, help="Public key FILE is signed with now, if not one you trust.")
+@click.option("--pubkey", type=_FILE, default=None, help="The current signer's public key, if it is not one of your trusted keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sign(
     file: Path,
