@@ -70,8 +70,8 @@ def test_openai_retries_429_and_5xx_then_answers(scripted: tuple[ScriptedTeacher
 
 def test_timeout_is_retried(scripted: tuple[ScriptedTeacher, str], tmp_path: Path) -> None:
     server, url = scripted
-    server.faults, server.slow_s = ["timeout"], 1.5
-    replies, stats = run_one(spec(url, timeout_s=0.3), tmp_path, req())
+    server.faults, server.slow_s = ["timeout"], 3.0
+    replies, stats = run_one(spec(url, timeout_s=1.0), tmp_path, req())
     assert replies[0].text == "ok"
     assert server.count == 2 and stats.retries == 1
 

@@ -96,7 +96,7 @@ def test_budget_holds_with_concurrent_calls(scripted: tuple[ScriptedTeacher, str
 
 def test_concurrency_is_bounded(scripted: tuple[ScriptedTeacher, str], tmp_path: Path) -> None:
     server, url = scripted
-    server.delay_s = 0.1
+    server.delay_s = 0.25
     teacher(spec(url, concurrency=3), tmp_path).run(requests(9))
     assert server.max_active == 3
 
