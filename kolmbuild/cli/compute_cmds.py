@@ -70,9 +70,10 @@ def _target_budget(c: Context, target: str | None) -> float | None:
     if c.project is None:
         return None
     kf = c.project.kolmfile
-    if target and target in kf.targets and kf.targets[target].budget is not None:
-        return kf.targets[target].budget.usd  # type: ignore[union-attr]
-    return kf.budget.usd
+    decl = kf.targets.get(target) if target else None
+    budget = decl.budget if decl is not None and decl.budget is not None else kf.budget
+    usd: float | None = budget.usd
+    return usd
 
 
 @click.group("compute")

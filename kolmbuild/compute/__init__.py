@@ -28,7 +28,7 @@ def teacher_estimate(task: Any, n_examples: int) -> float | None:
     if getattr(task, "teacher", None) is None:
         return None
     try:
-        from kolmbuild.teacher import estimate_cost  # type: ignore[attr-defined]
+        from kolmbuild.teacher import estimate_cost
     except ImportError:
         return None
     return float(estimate_cost(task, n_examples))

@@ -103,7 +103,7 @@ def detect_mps(spec: BackendSpec) -> Detection:
     if torch is None:
         return Detection(spec.name, "not detected", "torch is not installed")
     try:
-        if torch.backends.mps.is_available():  # type: ignore[attr-defined]
+        if torch.backends.mps.is_available():
             return Detection(spec.name, "ok", "Apple GPU (torch.backends.mps)", _ram_gb())
         return Detection(spec.name, "not detected", "torch.backends.mps.is_available() is False")
     except Exception as exc:

@@ -15,7 +15,7 @@ import platform
 import sys
 
 
-def main(argv):
+def main(argv: "list[str]") -> int:
     job_path, out_dir = argv[1], argv[2]
     with open(job_path, encoding="utf-8") as fh:
         job = json.load(fh)

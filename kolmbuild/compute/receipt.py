@@ -25,7 +25,8 @@ def _metrics(receipts: Mapping[str, Any], stage: str) -> Mapping[str, Any]:
 def job_from_receipts(receipts: Mapping[str, Any]) -> Job:
     ingest, train, ev = _metrics(receipts, "ingest"), _metrics(receipts, "train"), _metrics(receipts, "evaluate")
     rows = int(ingest.get("rows") or 0) if isinstance(ingest.get("rows"), (int, float)) else 0
-    base = train.get("base") if isinstance(train.get("base"), Mapping) else {}
+    raw_base = train.get("base")
+    base: Mapping[str, Any] = raw_base if isinstance(raw_base, Mapping) else {}
     params, _ = model_params(str(base.get("name") or "smollm2"), Path("/nonexistent"))  # names only
     tokens = train.get("tokens")
     tokens = int(tokens) if isinstance(tokens, (int, float)) else rows * ROW_TOKENS

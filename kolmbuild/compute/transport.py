@@ -182,7 +182,10 @@ class SSHTransport:
 
     def run(self, command: Sequence[str], on_line: OnLine) -> int:
         line = f"cd {shlex.quote(self.remote_dir)} && exec {shlex.join(command)}"
-        chan = self.client.get_transport().open_session()  # type: ignore[union-attr]
+        transport = self.client.get_transport()
+        if transport is None:
+            raise ComputeError(f"ssh {self.target.host}: the connection is closed")
+        chan = transport.open_session()
         chan.set_combine_stderr(True)
         chan.exec_command(line)
         buf = b""
@@ -196,7 +199,7 @@ class SSHTransport:
                 on_line(raw.decode("utf-8", "replace"))
         if buf:
             on_line(buf.decode("utf-8", "replace"))
-        code = chan.recv_exit_status()
+        code = int(chan.recv_exit_status())
         chan.close()
         return code
 

@@ -198,3 +198,35 @@ def test_fake_counts_unauthenticated_calls():
     with FakeProvider() as fake:
         assert httpx.get(fake.url + "/x").status_code == 401
         assert fake.requests == [("GET", "/x", False)]
+
+
+def test_fal_interrupted_request_is_cancelled(project, monkeypatch):
+    from kolmbuild.compute.adapters import adapter_for
+    from kolmbuild.compute.job import Job
+    from kolmbuild.compute.ledger import Ledger
+    from kolmbuild.compute.registry import builtin_conf_dirs, load_registry
+
+    with FakeFal() as fake:
+        fake.run_polls = 10_000
+        point_at(project, "fal", fake.url, fal_app="fal-ai/echo", ready_timeout_seconds=0.3)
+        monkeypatch.setenv("KOLM_FAL_TOKEN", fake.token)
+        adapter = adapter_for(load_registry(builtin_conf_dirs(project.root)).get("fal"), workdir=project.root / "r")
+        job = Job(name="q", model_params=1, train_tokens=0, epochs=1, eval_cases=1, kind="infer",
+                  inputs=({"prompt": "hi"},))
+        with pytest.raises(Exception, match="still running"):
+            adapter.run(job, lambda s: None, run_id="kolm-f2")
+        assert fake.live() == 0 and next(iter(fake.instances.values())).get("cancelled") is True
+        assert Ledger().get("kolm-f2").state == "released"
+        assert any(m == "PUT" and p.endswith("/cancel") for m, p, _ in fake.requests)
+
+
+def test_quote_adds_the_teacher_estimate(project):
+    project.write("conf/task/redact.yaml", {
+        "name": "redact", "examples": "data/train.jsonl", "eval": "data/eval.jsonl",
+        "teacher": {"model": "gpt-x", "price_in_per_mtok": 2.0, "price_out_per_mtok": 8.0}})
+    doc = json.loads(project.invoke("compute", "quote", "redact", "--json").output)
+    assert doc["teacher_cost_usd"] > 0
+    assert "teacher: $" in project.invoke("compute", "quote", "redact").output
+    # and the budget gate counts it: local-cpu is free, the teacher is not
+    r = project.invoke("compute", "rent", "redact", "--backend", "local-cpu", "--budget", "0.0001")
+    assert r.exit_code == 2 and "refused: estimate $" in r.output

@@ -66,9 +66,10 @@ class FalAdapter(ServerlessAdapter):
         except httpx.HTTPStatusError as exc:
             code = exc.response.status_code
             raise ProviderError(f"fal: status of {job_id}: HTTP {code}", status=code, not_found=code == 404) from None
-        except fal_client.FalClientHTTPError as exc:  # type: ignore[attr-defined]
-            code = getattr(exc, "status_code", None)
-            raise ProviderError(f"fal: status of {job_id}: {exc}", status=code, not_found=code == 404) from None
+        except fal_client.FalClientHTTPError as exc:
+            sdk_code: int | None = getattr(exc, "status_code", None)
+            raise ProviderError(f"fal: status of {job_id}: {exc}", status=sdk_code,
+                                not_found=sdk_code == 404) from None
         if isinstance(status, fal_client.Completed):
             if status.error:
                 return "failed", {"error": status.error}
@@ -91,10 +92,10 @@ class FalAdapter(ServerlessAdapter):
                 return
             raise ProviderError(f"fal: cancel {job_id}: HTTP {code}", status=code, not_found=code == 404) from None
         except Exception as exc:
-            code = getattr(exc, "status_code", None)
-            if code == 400:
+            sdk_code: int | None = getattr(exc, "status_code", None)
+            if sdk_code == 400:
                 return
-            raise ProviderError(f"fal: cancel {job_id}: {exc}", status=code, not_found=code == 404) from None
+            raise ProviderError(f"fal: cancel {job_id}: {exc}", status=sdk_code, not_found=sdk_code == 404) from None
 
     def run(self, job: Job, on_progress: OnProgress, *, run_id: str | None = None,
             estimate_usd: float | None = None) -> RunResult:

@@ -19,10 +19,11 @@ _STATES: dict[str, JobState] = {"starting": "queued", "processing": "running", "
 
 class ReplicateAdapter(ServerlessAdapter):
     def _client(self) -> Any:
-        import replicate
+        import httpx
+        from replicate.client import Client
 
-        return replicate.Client(api_token=self.token(), base_url=self.base_url(),
-                                timeout=self.settings.http_timeout_s)
+        return Client(api_token=self.token(), base_url=self.base_url(),
+                      timeout=httpx.Timeout(self.settings.http_timeout_s))
 
     def _wrap(self, what: str, fn: Any) -> Any:
         from replicate.exceptions import ReplicateError
