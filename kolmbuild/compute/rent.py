@@ -37,12 +37,17 @@ class Interrupted(KolmError):
         self.exit_code = exit_code
 
 
+def usd(x: float) -> str:
+    """$1.83; sub-cent amounts keep their digits ($0.0042) so a refusal never reads "$0.00 > $0.00"."""
+    return f"${x:.2f}" if x == 0 or x >= 0.01 else f"${x:.4f}"
+
+
 def refuse_over_budget(q: Quote, budget_usd: float | None, extra_usd: float = 0.0) -> None:
     if budget_usd is None:
         return
     total = q.cost_usd + extra_usd
     if total > budget_usd:
-        raise BudgetExceeded(f"refused: estimate ${total:.2f} exceeds budget ${budget_usd:.2f}")
+        raise BudgetExceeded(f"refused: estimate {usd(total)} exceeds budget {usd(budget_usd)}")
 
 
 def confirm_gate(q: Quote, *, confirm: bool, is_tty: bool, ask: Callable[[str], bool]) -> None:

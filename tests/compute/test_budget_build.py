@@ -16,7 +16,7 @@ def test_build_refuses_over_budget_before_any_provider_call(project, monkeypatch
                                         "targets": {"redact": {"task": "redact"}}})
         r = project.invoke("build")
         assert r.exit_code == 2, r.output
-        assert "refused: estimate $0.10 exceeds budget $0.00" in r.output
+        assert "refused: estimate $0.10 exceeds budget $0.0001" in r.output
         project.write("kolmfile.yaml", {"version": 1, "defaults": {"backend": "lambda"},
                                         "targets": {"redact": {"task": "redact"}}})
         r = project.invoke("build", "--budget", "0.01", "--json")
@@ -32,7 +32,7 @@ def test_subprocess_refusal_has_no_traceback(project):
     proc = project.spawn("--budget", "0.001")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
-    assert "refused: estimate $" in err and "exceeds budget $0.00" in err and "Traceback" not in err
+    assert "refused: estimate $" in err and "exceeds budget $0.0010" in err and "Traceback" not in err
 
 
 def test_check_budget_api_and_local_backend_never_refuses(project):
