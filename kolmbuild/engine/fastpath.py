@@ -42,8 +42,23 @@ def stamp_file(cache_dir: str, key: str) -> str:
     return os.path.join(cache_dir, "noop", f"{key}.stamp")
 
 
-def env_print(names: list[str] | tuple[str, ...]) -> str:
-    h = sha256()
+SALT_FILE = "salt"
+
+
+def read_salt(cache_dir: str) -> bytes | None:
+    """The cache's random salt (written by :func:`kolmbuild.engine.stamp.cache_salt`), None if absent."""
+    try:
+        with open(os.path.join(cache_dir, SALT_FILE), "rb") as f:
+            salt = f.read()
+    except OSError:
+        return None
+    return salt if len(salt) == 32 else None
+
+
+def env_print(names: list[str] | tuple[str, ...], salt: bytes) -> str:
+    """Salted digest of the named variables' values: notices a change, and a secret among them
+    (a signing key, a token) cannot be guessed offline from the stamp without the cache's salt."""
+    h = sha256(salt)
     for n in sorted(set(names)):
         h.update(f"{n}={os.environ.get(n, chr(0))}\n".encode())
     return h.hexdigest()
@@ -116,7 +131,8 @@ def try_noop(args: list[str]) -> int | None:
         root = os.path.abspath(directory or ".")
         if kolmfile:
             root = os.path.dirname(os.path.realpath(os.path.join(root, kolmfile)))
-        path = stamp_file(os.path.join(root, "cache"), stamp_key(os.getcwd(), normalize_args(args)))
+        cache_dir = os.path.join(root, "cache")
+        path = stamp_file(cache_dir, stamp_key(os.getcwd(), normalize_args(args)))
         try:
             with open(path, "rb") as f:
                 doc = marshal.loads(f.read())
@@ -124,7 +140,8 @@ def try_noop(args: list[str]) -> int | None:
             return None
         if doc.get("v") != STAMP_VERSION or doc.get("python") != sys.executable:
             return None
-        if doc.get("env") != env_print(doc.get("env_names", ())):
+        salt = read_salt(cache_dir)
+        if salt is None or doc.get("env") != env_print(doc.get("env_names", ()), salt):
             return None
         for p, sig in doc["files"].items():
             if file_sig(p) != sig:

@@ -12,6 +12,7 @@ the rebuild there (early cutoff).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -36,10 +37,29 @@ def lookup(tree: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE")
+
+
 def env_fingerprint(name: str) -> str | None:
-    """sha256 of an env var's value: enough to notice a change, never the secret itself."""
+    """A digest of an env var's value: enough to notice a change, never the value itself.
+
+    Stage keys must be the same on every machine (they are the receipt CIDs of a reproducible
+    artifact), so the digest cannot be salted per cache. For a variable that names a secret
+    (``KOLM_SIGNING_KEY``, ``*_TOKEN``), it is scrypt with a fixed per-name salt rather than one
+    sha256, so a weak secret cannot be guessed cheaply from ``cache/state.db``.
+    """
     value = os.environ.get(name)
-    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
+    if value is None:
+        return None
+    if any(w in name.upper() for w in _SECRET_WORDS):
+        return _slow_digest(name, value)
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _slow_digest(name: str, value: str) -> str:
+    salt = b"kolmbuild/env/" + name.encode()
+    return "scrypt:" + hashlib.scrypt(value.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32).hex()
 
 
 def is_url(value: str) -> bool:

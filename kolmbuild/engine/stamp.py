@@ -18,11 +18,13 @@ from typing import Any
 
 from kolmbuild import __version__
 from kolmbuild.engine.fastpath import (
+    SALT_FILE,
     STAMP_VERSION,
     dir_sig,
     env_print,
     file_sig,
     normalize_args,
+    read_salt,
     stamp_file,
     stamp_key,
 )
@@ -33,6 +35,25 @@ ENV_VARS = (
 )
 
 __all__ = ["invalidate", "normalize_args", "stamp_key", "write_stamp"]
+
+
+def cache_salt(cache_dir: Path) -> bytes:
+    """The cache's 32 random bytes that salt the stamp's env digest, created once, atomically."""
+    existing = read_salt(str(cache_dir))
+    if existing is not None:
+        return existing
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{SALT_FILE}.{os.getpid()}.tmp"
+    tmp.write_bytes(os.urandom(32))
+    try:
+        os.link(tmp, cache_dir / SALT_FILE)  # first writer wins; a racing one reads the winner's
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    salt = read_salt(str(cache_dir))
+    assert salt is not None
+    return salt
 
 
 def write_stamp(
@@ -52,7 +73,7 @@ def write_stamp(
         "kolmbuild": __version__,
         "python": sys.executable,
         "env_names": env_list,
-        "env": env_print(env_list),
+        "env": env_print(env_list, cache_salt(cache_dir)),
         "files": {str(p): file_sig(str(p)) for p in sorted(set(files))},
         "dirs": {str(p): dir_sig(str(p)) for p in sorted(set(dirs))},
         "objects": sorted(str(p) for p in set(objects)),
