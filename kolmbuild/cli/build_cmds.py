@@ -133,9 +133,11 @@ def _outcome_json(o: TargetOutcome, root: Path) -> dict[str, Any]:
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON record of the outcome on stdout.")
 @click.option("--budget", type=click.FloatRange(min=0), default=None,
               help="USD cap: refuse (exit 2) a build whose quote exceeds it, before any provider call.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Where the package stage installs the .kolm (one target; default artifacts/<target>-<version>.kolm).")
 @click.pass_context
 def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bool, jobs: int,
-          keep_going: bool, show_cfg: bool, json_out: bool, budget: float | None) -> None:
+          keep_going: bool, show_cfg: bool, json_out: bool, budget: float | None, out: str | None) -> None:
     """Build every stale target (or the TARGETs named), applying Hydra OVERRIDEs.
 
     \b
@@ -148,6 +150,11 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
     targets, overrides = _split_args(project, args)
     if budget is not None:  # same as the override budget.usd=USD (and the kolmfile's budget.usd)
         overrides.append(f"budget.usd={budget}")
+    if out is not None:  # same as the override out=PATH; the artifact's bytes do not depend on it
+        if len(targets or project.kolmfile.targets) != 1:
+            raise ConfigError("--out names one file: build one target with it (kolmbuild TARGET --out FILE)")
+        quoted = os.path.abspath(out).replace("\\", "\\\\").replace("'", "\\'")
+        overrides.append(f"out='{quoted}'")
     if multirun:
         ctx.exit(_multirun(ctx, project, targets, overrides, BuildOptions(jobs, keep_going), json_out))
     composed = _compose(project, targets, overrides)
