@@ -230,3 +230,27 @@ def test_quote_adds_the_teacher_estimate(project):
     # and the budget gate counts it: local-cpu is free, the teacher is not
     r = project.invoke("compute", "rent", "redact", "--backend", "local-cpu", "--budget", "0.0001")
     assert r.exit_code == 2 and "refused: estimate $" in r.output
+
+
+@pytest.mark.parametrize("name", ["lambda", "vast", "runpod", "together", "replicate", "fal"])
+def test_compute_test_passes_against_each_fake(project, monkeypatch, name):
+    cls = {**FAKES, "fal": FakeFal}[name]
+    with cls() as fake:
+        extra = {"destination": "me/redactor"} if name == "replicate" else {}
+        point_at(project, name, fake.url, **extra)
+        monkeypatch.setenv(TOKENS[name], fake.token)
+        r = project.invoke("compute", "test", name, "--json")
+        doc = json.loads(r.output)
+        assert r.exit_code == 0 and doc["passed"], r.output
+        assert fake.live() == 0 and len(fake.instances) >= 1
+
+
+def test_compute_test_modal_without_sdk_fails_step_two(project, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("modal") is not None:
+        pytest.skip("the modal SDK is installed here")
+    monkeypatch.setenv("MODAL_TOKEN_ID", "a")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "b")
+    r = project.invoke("compute", "test", "modal")
+    assert r.exit_code == 1 and "PASS  auth check" in r.output and "pip install modal" in r.output

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from kolmbuild.compute.adapters.base import (
@@ -53,6 +55,14 @@ class TogetherAdapter(ServerlessAdapter):
         info: dict[str, Any] = {"status": raw, "output_name": ft.get("output_name"),
                                 "log_tail": [e.get("message", "") for e in (ft.get("events") or [])[-5:]]}
         return _STATES.get(raw, "running"), info
+
+    def collect(self, job_id: str, info: dict[str, Any], dest: Path) -> list[Path]:
+        """The fine-tune's record (its output model name); the weights stay at Together."""
+        dest.mkdir(parents=True, exist_ok=True)
+        out = dest / "fine_tune.json"
+        out.write_text(json.dumps({"id": job_id, "status": info.get("status"),
+                                   "output_name": info.get("output_name")}, indent=2) + "\n")
+        return [out]
 
     def cancel_job(self, job_id: str) -> None:
         provider_call(self, self._headers(), "POST", f"/fine-tunes/{job_id}/cancel", f"cancel {job_id}")
