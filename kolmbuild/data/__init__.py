@@ -18,7 +18,7 @@ from kolmbuild.data.examples import (
     load_examples,
     parse_lines,
 )
-from kolmbuild.data.jsonl import canonical_line, read_jsonl, write_jsonl
+from kolmbuild.data.jsonl import canonical_line, read_jsonl, write_atomic, write_json, write_jsonl
 from kolmbuild.data.split import seeded_split
 
 __all__ = [
@@ -32,5 +32,7 @@ __all__ = [
     "parse_lines",
     "read_jsonl",
     "seeded_split",
+    "write_atomic",
+    "write_json",
     "write_jsonl",
 ]

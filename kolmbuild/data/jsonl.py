@@ -18,11 +18,10 @@ def canonical_line(row: Mapping[str, Any]) -> bytes:
     return canonical_json(dict(row)) + b"\n"
 
 
-def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write ``rows`` as canonical JSON lines; a reader never sees a half-written file."""
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = b"".join(canonical_line(r) for r in rows)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -32,6 +31,16 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` as canonical JSON lines; a reader never sees a half-written file."""
+    return write_atomic(path, b"".join(canonical_line(r) for r in rows))
+
+
+def write_json(path: Path, doc: Any) -> Path:
+    """One canonical JSON document (RFC 8785) and a newline, atomically."""
+    return write_atomic(path, canonical_json(doc) + b"\n")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,92 @@
+"""Which spans of an input an output replaced: edit alignment for span recipes.
+
+Phase 1 (:func:`rough_edits`): a character diff whose non-equal operations are merged across
+equal runs of at most two characters (``[DATE]`` vs ``Dec 5`` share a ``D`` by accident).
+The replacement texts that recur across examples, and never occur in their inputs, form the
+placeholder vocabulary (:func:`placeholder_vocabulary`).
+
+Phase 2 (:func:`spans_for`): with the vocabulary known, an output splits into literals and
+placeholders; the input must read literal₀ span₁ literal₁ span₂ …. Both the shortest and the
+longest reading are computed; when they differ the example is ambiguous and yields no spans.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MAX_GAP = 2
+MAX_TOKEN_CHARS = 40
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: int  # in the input
+    end: int
+    replacement: str
+
+
+def rough_edits(source: str, target: str) -> list[Edit]:
+    ops = difflib.SequenceMatcher(None, source, target, autojunk=False).get_opcodes()
+    edits: list[list[int]] = []  # [i1, i2, j1, j2]
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            continue
+        if edits and i1 - edits[-1][1] <= MAX_GAP and j1 - edits[-1][3] <= MAX_GAP:
+            edits[-1][1], edits[-1][3] = i2, j2
+        else:
+            edits.append([i1, i2, j1, j2])
+    return [Edit(i1, i2, target[j1:j2]) for i1, i2, j1, j2 in edits]
+
+
+def placeholder_vocabulary(pairs: Sequence[tuple[str, str]], min_count: int = 2) -> list[str]:
+    """Replacement texts seen in at least ``min_count`` examples and absent from those inputs."""
+    counts: Counter[str] = Counter()
+    for source, target in pairs:
+        seen = {e.replacement for e in rough_edits(source, target) if e.start < e.end}
+        counts.update(r for r in seen if len(r) <= MAX_TOKEN_CHARS and r.strip() == r and r not in source)
+    kept: list[str] = []
+    for tok in sorted((t for t, n in counts.items() if n >= min_count and t), key=lambda t: (len(t), t)):
+        if not any(k in tok for k in kept):  # "[EMAIL]." is "[EMAIL]" plus a misaligned period
+            kept.append(tok)
+    return sorted(kept, key=lambda t: (-len(t), t))
+
+
+def _split_output(target: str, vocab: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    if not vocab:
+        return None
+    finder = re.compile("|".join(re.escape(t) for t in vocab))
+    literals: list[str] = []
+    tokens: list[str] = []
+    pos = 0
+    for m in finder.finditer(target):
+        literals.append(target[pos : m.start()])
+        tokens.append(m.group())
+        pos = m.end()
+    literals.append(target[pos:])
+    return literals, tokens
+
+
+def spans_for(source: str, target: str, vocab: Sequence[str]) -> list[tuple[str, str]] | None:
+    """[(placeholder, replaced input text)] for one example; None when it cannot be aligned
+    unambiguously (or the output contains no placeholder: then [])."""
+    split = _split_output(target, vocab)
+    if split is None:
+        return None
+    literals, tokens = split
+    if not tokens:
+        return [] if source == target else None
+    readings = []
+    for lazy in ("?", ""):
+        body = "(.+" + lazy + ")"
+        pattern = re.escape(literals[0]) + "".join(body + re.escape(lit) for lit in literals[1:])
+        m = re.fullmatch(pattern, source, re.DOTALL)
+        if m is None:
+            return None
+        readings.append(m.groups())
+    if readings[0] != readings[1]:
+        return None
+    return list(zip(tokens, readings[0], strict=True))

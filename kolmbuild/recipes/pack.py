@@ -1,0 +1,162 @@
+"""The recipe pack: learned recipes that verified on held-out rows, in answer order, plus drafts.
+
+``answer(input)`` asks each kept recipe in turn (lookup, span, classifier) and returns the first
+answer, or None when no recipe covers the input (the runtime then asks the model).
+A recipe is kept only when it answers at least one held-out row and its answers there pass the
+verifier at ``task.recipes.min_accuracy`` or better; coverage and accuracy go into the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kolmbuild.config.models import RecipesSpec, ShapeSpec
+from kolmbuild.data.examples import Example
+from kolmbuild.errors import ArtifactError
+from kolmbuild.recipes.classifier import ClassifierRecipe, learn_classifier
+from kolmbuild.recipes.drafts import DraftTable, learn_drafts
+from kolmbuild.recipes.lookup import LookupRecipe, learn_lookup
+from kolmbuild.recipes.span import SpanRecipe, learn_span
+from kolmbuild.verifier.core import Verifier
+
+FORMAT = "kolm-recipes/1"
+ORDER = ("lookup", "span", "classifier")
+
+
+class Recipe(Protocol):
+    kind: str
+
+    def answer(self, value: Any) -> Any | None: ...
+
+    def answer_batch(self, values: Sequence[Any]) -> list[Any | None]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_LOADERS: dict[str, Any] = {"lookup": LookupRecipe, "span": SpanRecipe, "classifier": ClassifierRecipe}
+
+
+@dataclass(frozen=True)
+class RecipePack:
+    recipes: tuple[Recipe, ...] = ()
+    drafts: DraftTable = DraftTable()
+    report: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def answer(self, value: Any) -> Any | None:
+        for r in self.recipes:
+            out = r.answer(value)
+            if out is not None:
+                return out
+        return None
+
+    def answer_batch(self, values: Sequence[Any]) -> list[Any | None]:
+        if len(self.recipes) == 1:
+            return self.recipes[0].answer_batch(values)
+        results: list[Any | None] = [None] * len(values)
+        pending = list(range(len(values)))
+        for r in self.recipes:
+            if not pending:
+                break
+            outs = r.answer_batch([values[i] for i in pending])
+            for i, out in zip(pending, outs, strict=True):
+                results[i] = out
+            pending = [i for i in pending if results[i] is None]
+        return results
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "recipes": [r.to_json() for r in self.recipes], "drafts": self.drafts.to_json()}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RecipePack:
+        if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
+            raise ArtifactError(f"recipes.json: not a {FORMAT} document")
+        try:
+            recipes = tuple(_LOADERS[r["kind"]].from_json(r) for r in doc.get("recipes", []))
+            return cls(recipes, DraftTable.from_json(doc.get("drafts")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"recipes.json: malformed recipe ({type(exc).__name__}: {exc})") from None
+
+
+@dataclass(frozen=True)
+class Score:
+    answered: int
+    correct: int
+    total: int
+
+    @property
+    def coverage(self) -> float:
+        return self.answered / self.total if self.total else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.answered if self.answered else None
+
+    def to_json(self) -> dict[str, Any]:
+        acc = self.accuracy
+        return {
+            "heldout": self.total,
+            "answered": self.answered,
+            "correct": self.correct,
+            "coverage": round(self.coverage, 6),
+            "accuracy": None if acc is None else round(acc, 6),
+        }
+
+
+def score(recipe: Recipe | RecipePack, rows: Sequence[Example], verifier: Verifier) -> Score:
+    outs = recipe.answer_batch([e.input for e in rows])
+    answered = [(e, o) for e, o in zip(rows, outs, strict=True) if o is not None]
+    correct = sum(1 for e, o in answered if verifier.check(e.input, o, e.output))
+    return Score(len(answered), correct, len(rows))
+
+
+def _candidates(train: Sequence[Example], verifier: Verifier, spec: RecipesSpec, shape: ShapeSpec) -> list[tuple[Recipe, dict[str, Any]]]:
+    found: list[tuple[Recipe, dict[str, Any]]] = []
+    if "lookup" in spec.kinds:
+        lk = learn_lookup(train)
+        if lk is not None:
+            found.append((lk, {"entries": len(lk.entries)}))
+    if "span" in spec.kinds and shape.input == "text" and shape.output == "text":
+        learned = learn_span(train, verifier.check)
+        if learned is not None:
+            found.append(learned)
+    if "classifier" in spec.kinds and shape.output in ("label", "text"):
+        clf = learn_classifier(train, spec.min_accuracy)
+        if clf is not None:
+            found.append((clf, {"labels": len(clf.labels), "features": len(clf.vocab), "threshold": clf.threshold}))
+    return found
+
+
+def learn(
+    train: Sequence[Example], heldout: Sequence[Example], verifier: Verifier, spec: RecipesSpec, shape: ShapeSpec
+) -> RecipePack:
+    """Learn every enabled recipe kind from ``train``; keep those that verify on ``heldout``."""
+    entries: list[dict[str, Any]] = []
+    kept: list[Recipe] = []
+    if spec.enabled:
+        for recipe, notes in _candidates(train, verifier, spec, shape):
+            s = score(recipe, heldout, verifier)
+            ok = s.answered > 0 and (s.accuracy or 0.0) >= spec.min_accuracy
+            reason = "verified" if ok else ("no held-out row answered" if s.answered == 0 else "below min_accuracy")
+            entries.append({"kind": recipe.kind, "kept": ok, "reason": reason, **s.to_json(), "notes": notes})
+            if ok:
+                kept.append(recipe)
+    kept.sort(key=lambda r: ORDER.index(r.kind))
+    pack = RecipePack(tuple(kept))
+    total = score(pack, heldout, verifier)
+    covered = total.coverage == 1.0 and (total.accuracy or 0.0) >= spec.min_accuracy
+    drafts = DraftTable()
+    if spec.drafts and not covered and shape.output in ("text", "json"):
+        drafts = learn_drafts([e.output for e in train])
+    report = {
+        "coverage": round(total.coverage, 6),  # the pack's totals on held-out rows (train reads these)
+        "accuracy": None if total.accuracy is None else round(total.accuracy, 6),
+        "recipes": entries,
+        "pack": total.to_json(),
+        "min_accuracy": spec.min_accuracy,
+        "recipe_only": covered,
+        "drafts": len(drafts),
+        "train_rows": len(train),
+    }
+    return RecipePack(pack.recipes, drafts, report)
