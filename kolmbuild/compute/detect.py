@@ -136,6 +136,10 @@ def detect_token(spec: BackendSpec, environ: Mapping[str, str]) -> Detection:
     missing = [v for v in spec.auth if not environ.get(v)]
     if missing:
         return Detection(spec.name, "no token", f"set {' and '.join(missing)} to enable")
+    module = (spec.model_extra or {}).get("requires_module")
+    if module and not _has(str(module)):
+        return Detection(spec.name, "not detected", f"the {module} package is not installed "
+                                                    f"(pip install {str(module).replace('_', '-')})")
     shown = ", ".join(spec.auth) if spec.auth else "no credentials needed"
     return Detection(spec.name, "ok", f"{shown} set", spec.vram_cap_gb or None)
 

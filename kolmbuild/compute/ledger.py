@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +60,12 @@ class Rental:
     def live(self) -> bool:
         return self.state in LIVE_STATES
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Rental:
+        """A ledger row (keys a newer kolmbuild added are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in known})
+
 
 class Ledger:
     def __init__(self, path: Path | None = None) -> None:
@@ -100,7 +106,7 @@ class Ledger:
     def all(self) -> list[Rental]:
         with self._locked():
             rows = self._read()
-        return [Rental(**r) for r in rows.values()]
+        return [Rental.from_row(r) for r in rows.values()]
 
     def live(self) -> list[Rental]:
         return [r for r in self.all() if r.live]
@@ -108,7 +114,7 @@ class Ledger:
     def get(self, run_id: str) -> Rental | None:
         with self._locked():
             row = self._read().get(run_id)
-        return Rental(**row) if row else None
+        return Rental.from_row(row) if row else None
 
     def put(self, rental: Rental) -> Rental:
         stamped = replace(rental, updated_at=time.time(), started_at=rental.started_at or time.time())
@@ -126,4 +132,4 @@ class Ledger:
             merged = {**rows[run_id], **changes, "updated_at": time.time()}
             rows[run_id] = merged
             self._write(rows)
-        return Rental(**merged)
+        return Rental.from_row(merged)

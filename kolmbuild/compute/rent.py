@@ -84,7 +84,7 @@ def run_rental(adapter: Adapter, job: Job, on_progress: OnProgress, *, run_id: s
     """Run with signals trapped; a signal becomes :class:`Interrupted` once release has finished."""
     try:
         with signals.trap():
-            return adapter.run(job, on_progress, run_id=run_id, estimate_usd=estimate_usd)  # type: ignore[call-arg]
+            return adapter.run(job, on_progress, run_id=run_id, estimate_usd=estimate_usd)
     except signals.Interrupted as exc:
         raise Interrupted(f"interrupted by {exc}; rental {run_id} released", exc.exit_code) from None
     except KeyboardInterrupt:

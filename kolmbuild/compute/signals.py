@@ -53,7 +53,11 @@ def trap() -> Iterator[None]:
 
 @contextmanager
 def shield(on_signal: Any = None) -> Iterator[list[int]]:
-    """Defer SIGINT/SIGTERM for the block; yields the list of signals that arrived meanwhile."""
+    """Defer SIGINT/SIGTERM for the block; yields the list of signals that arrived meanwhile.
+
+    When the block ends normally and a signal arrived, it is raised then (as :class:`Interrupted`):
+    the user's Ctrl+C still stops the run, only after the release finished.
+    """
     received: list[int] = []
     if not _main_thread():
         yield received
@@ -72,3 +76,5 @@ def shield(on_signal: Any = None) -> Iterator[list[int]]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if received:
+        raise Interrupted(received[0])

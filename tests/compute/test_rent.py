@@ -245,7 +245,7 @@ def test_compute_test_passes_against_each_fake(project, monkeypatch, name):
         assert fake.live() == 0 and len(fake.instances) >= 1
 
 
-def test_compute_test_modal_without_sdk_fails_step_two(project, monkeypatch):
+def test_compute_test_modal_without_sdk_says_how_to_enable_it(project, monkeypatch):
     import importlib.util
 
     if importlib.util.find_spec("modal") is not None:
@@ -253,4 +253,5 @@ def test_compute_test_modal_without_sdk_fails_step_two(project, monkeypatch):
     monkeypatch.setenv("MODAL_TOKEN_ID", "a")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "b")
     r = project.invoke("compute", "test", "modal")
-    assert r.exit_code == 1 and "PASS  auth check" in r.output and "pip install modal" in r.output
+    assert r.exit_code == 1 and "FAIL  auth check" in r.output and "pip install modal" in r.output
+    assert "not detected" in project.invoke("compute", "detect", "modal").output

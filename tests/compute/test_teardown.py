@@ -130,3 +130,33 @@ def test_release_failure_is_recorded_never_marked_released(project, monkeypatch,
             adapter.teardown(RunHandle("kolm-y", "vast", "9"))
         assert Ledger().get("kolm-y").state == "release-failed"
         assert fake.live() == 1
+
+
+def test_signal_during_release_is_deferred(project, monkeypatch, _state_dir):
+    """A second Ctrl+C while releasing does not stop the release."""
+    import os
+
+    from kolmbuild.compute.adapters import adapter_for
+    from kolmbuild.compute.adapters.base import RunHandle
+    from kolmbuild.compute.ledger import Ledger, Rental
+    from kolmbuild.compute.registry import builtin_conf_dirs, load_registry
+
+    with FakeVast() as fake:
+        point_at(project, "vast", fake.url)
+        monkeypatch.setenv("KOLM_VAST_TOKEN", fake.token)
+        fake.instances["9"] = {"id": 9, "label": "kolm-z", "actual_status": "running"}
+        adapter = adapter_for(load_registry(builtin_conf_dirs(project.root)).get("vast"))
+        real_terminate = adapter.terminate_instance
+
+        def terminate_after_ctrl_c(iid: str) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-release
+            time.sleep(0.05)
+            real_terminate(iid)
+
+        monkeypatch.setattr(adapter, "terminate_instance", terminate_after_ctrl_c)
+        Ledger().put(Rental(run_id="kolm-z", backend="vast", state="running", instance_id="9"))
+        from kolmbuild.compute.signals import Interrupted
+
+        with pytest.raises(Interrupted):  # raised only after the release finished
+            adapter.teardown(RunHandle("kolm-z", "vast", "9"))
+        assert fake.live() == 0 and Ledger().get("kolm-z").state == "released"

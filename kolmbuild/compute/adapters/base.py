@@ -127,7 +127,9 @@ class Adapter:
     def quote(self, job: Job) -> Quote:
         return quote(self.spec, job)
 
-    def run(self, job: Job, on_progress: OnProgress) -> RunResult:
+    def run(self, job: Job, on_progress: OnProgress, *, run_id: str | None = None,
+            estimate_usd: float | None = None) -> RunResult:
+        """Run ``job`` to the end and release whatever it used, whatever happens."""
         raise NotImplementedError
 
     def terminate_instance(self, instance_id: str) -> None:
@@ -272,13 +274,14 @@ class ProvisionedAdapter(Adapter):
             return RunResult(self.spec.name, rid, code, instance_id, elapsed, est, actual, tuple(outputs),
                              tuple(tail), {"label": label})
         finally:
-            if "refused" in holder:
-                self.ledger.update(rid, state="released", note="the provider refused the request")
-                holder["id"] = None
-            elif "id" not in holder:
-                holder["id"] = self._reconcile(rid, label)
-            if holder["id"] is not None:
-                self.teardown(RunHandle(rid, self.spec.name, holder["id"]))
+            with signals.shield():  # no signal may skip the release below
+                if "refused" in holder:
+                    self.ledger.update(rid, state="released", note="the provider refused the request")
+                    holder["id"] = None
+                elif "id" not in holder:
+                    holder["id"] = self._reconcile(rid, label)
+                if holder["id"] is not None:
+                    self.teardown(RunHandle(rid, self.spec.name, holder["id"]))
 
     def _reconcile(self, run_id: str, label: str) -> str | None:
         """Creation failed or was interrupted: did the provider create it anyway? (list by label)"""

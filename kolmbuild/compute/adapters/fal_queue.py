@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.compute import signals
 from kolmbuild.compute.adapters.base import OnProgress, ProviderError, RunHandle, RunResult, check_response
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
@@ -134,10 +135,11 @@ class FalAdapter(ServerlessAdapter):
             self.ledger.update(rid, state="released", actual_usd=actual, note=f"{len(answers)} calls")
             return RunResult("fal", rid, 0, None, time.monotonic() - started, est, actual, (Path(path),))
         finally:
-            if in_flight is not None:
-                self.teardown(RunHandle(rid, "fal", in_flight))
-            elif (r := self.ledger.get(rid)) is not None and r.live:
-                self.ledger.update(rid, state="released", note="stopped between requests")
-            if self._http is not None:
-                self._http.close()
-                self._http = None
+            with signals.shield():  # no signal may skip the cancel below
+                if in_flight is not None:
+                    self.teardown(RunHandle(rid, "fal", in_flight))
+                elif (r := self.ledger.get(rid)) is not None and r.live:
+                    self.ledger.update(rid, state="released", note="stopped between requests")
+                if self._http is not None:
+                    self._http.close()
+                    self._http = None

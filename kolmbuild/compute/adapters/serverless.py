@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from kolmbuild.compute import signals
 from kolmbuild.compute.adapters.base import Adapter, OnProgress, RunHandle, RunResult
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.ledger import Rental, new_run_id
@@ -77,8 +78,9 @@ class ServerlessAdapter(Adapter):
             return RunResult(self.spec.name, rid, 0 if state == "succeeded" else 1, job_id,
                              time.monotonic() - started, est, actual, tuple(outputs), tail)
         finally:
-            if job_id is None:
-                if (r := self.ledger.get(rid)) is not None and r.state == "provisioning":
-                    self.ledger.update(rid, state="released", note="nothing was submitted")
-            elif state not in TERMINAL:
-                self.teardown(RunHandle(rid, self.spec.name, job_id))
+            with signals.shield():  # no signal may skip the cancel below
+                if job_id is None:
+                    if (r := self.ledger.get(rid)) is not None and r.state == "provisioning":
+                        self.ledger.update(rid, state="released", note="nothing was submitted")
+                elif state not in TERMINAL:
+                    self.teardown(RunHandle(rid, self.spec.name, job_id))
