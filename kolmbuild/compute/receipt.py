@@ -46,19 +46,26 @@ def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> di
     job = job_from_receipts(receipts)
     q = quote(spec, job)
     train = _metrics(receipts, "train")
-    actual = None
-    reported = train.get("compute")
-    if isinstance(reported, Mapping) and isinstance(reported.get("cost_usd"), (int, float)):
-        actual = float(reported["cost_usd"])
+    raw = train.get("compute")
+    reported: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    actual = float(reported["cost_usd"]) if isinstance(reported.get("cost_usd"), (int, float)) else None
+    actual_s = reported.get("duration_seconds")
     return {
         "backend": spec.name,
         "kind": spec.kind,
         "device": str(train.get("device") or extra(spec, "device", "") or ""),
         "gpu": str(extra(spec, "gpu", "") or ""),
+        "duration_seconds": float(actual_s) if isinstance(actual_s, (int, float)) else round(q.duration_s, 1),
+        "cost_usd": actual if actual is not None else round(q.cost_usd, 6),
         "price": {"basis": spec.pricing.basis, "rate_usd": spec.pricing.rate_usd},
         "catalog_date": spec.catalog_date,
         "estimate": {"duration_seconds": round(q.duration_s, 1), "cost_usd": round(q.cost_usd, 6),
                      "basis": q.basis, "work": job.to_json()},
         "actual": {"cost_usd": actual},
-        "provenance": {"picker_version": PICKER_VERSION, "registry_schema": REGISTRY_SCHEMA, "slack": SLACK},
+        "provenance": {
+            "picker_version": PICKER_VERSION, "registry_schema": REGISTRY_SCHEMA, "slack": SLACK,
+            # reported by a stage that rented a machine (ids and image digests, never credentials)
+            **{k: str(reported[k]) for k in ("instance_id", "offer_id", "image", "image_digest", "run_id")
+               if k in reported},
+        },
     }

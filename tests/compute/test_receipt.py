@@ -24,6 +24,7 @@ def test_block_is_deterministic_and_complete():
     b = compute_block(spec, receipts())
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert a["backend"] == "vast" and a["price"] == {"basis": "per-hour", "rate_usd": 0.5}
+    assert a["cost_usd"] == a["estimate"]["cost_usd"] and a["duration_seconds"] == a["estimate"]["duration_seconds"]
     assert a["catalog_date"] == "2026-11-01" and a["device"] == "cpu"
     assert a["provenance"]["picker_version"].startswith("picker/1")
     assert a["estimate"]["work"]["train_tokens"] == 400 * 64 and a["estimate"]["cost_usd"] > 0
@@ -40,5 +41,9 @@ def test_block_tracks_work_and_reported_cost():
     untrained = compute_block(spec, receipts(trained=False))
     assert untrained["estimate"]["work"]["train_tokens"] == 0
     r = receipts()
-    r["train"] = StageReceipt("train", 1, "k2", {}, {"trained": True, "compute": {"cost_usd": 0.12}})
-    assert compute_block(spec, r)["actual"] == {"cost_usd": 0.12}
+    r["train"] = StageReceipt("train", 1, "k2", {}, {"trained": True, "compute": {
+        "cost_usd": 0.12, "duration_seconds": 301.5, "instance_id": "i-7", "image": "img@sha256:ab"}})
+    block = compute_block(spec, r)
+    assert block["actual"] == {"cost_usd": 0.12} and block["cost_usd"] == 0.12
+    assert block["duration_seconds"] == 301.5 and block["estimate"]["cost_usd"] > 0
+    assert block["provenance"]["instance_id"] == "i-7" and block["provenance"]["image"] == "img@sha256:ab"
