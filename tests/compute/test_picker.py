@@ -86,3 +86,12 @@ def test_pick_cli_json_and_text(project):
     assert "picked:  vast" in r.output and "modal ($2.50/hr > 1.00)" in r.output and "runners-up" not in r.output
     r = project.invoke("compute", "pick", "--airgap")
     assert "picked:  local-cpu" in r.output and "score:" in r.output and "reason:" in r.output
+
+
+def test_pick_for_a_target_compares_estimates(project):
+    doc = json.loads(project.invoke("compute", "pick", "redact", "--budget", "0.03", "--min-vram", "40",
+                                    "--json").output)
+    reasons = {f["backend"]: f["reason"] for f in doc["filtered"]}
+    assert reasons["lambda"].startswith("estimate $") and reasons["lambda"].endswith("> budget $0.03")
+    assert doc["picked"] in {r["backend"] for r in doc["ranked"]}
+    assert all(r["quote"]["cost_usd"] <= 0.03 for r in doc["ranked"])
