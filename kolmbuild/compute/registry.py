@@ -71,13 +71,9 @@ class Registry:
 
 def backend_files(conf_dirs: Sequence[Path]) -> dict[str, Path]:
     """Option name -> file; earlier folders win (the project's conf over the built-in one)."""
-    found: dict[str, Path] = {}
-    for d in reversed(conf_dirs):
-        group = d / "backend"
-        if group.is_dir():
-            for f in sorted(group.glob("*.yaml")):
-                found[f.stem] = f
-    return found
+    from kolmbuild.config.compose import group_options
+
+    return group_options(conf_dirs, "backend")
 
 
 def load_backend(path: Path, base: Path | None = None) -> BackendSpec:
