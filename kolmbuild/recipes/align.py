@@ -1,7 +1,7 @@
 """Which spans of an input an output replaced: edit alignment for span recipes.
 
-Phase 1 (:func:`rough_edits`): a character diff whose non-equal operations are merged across
-equal runs of at most two characters (``[DATE]`` vs ``Dec 5`` share a ``D`` by accident).
+Phase 1 (:func:`rough_edits`): a word-level diff whose non-equal operations are merged across
+one equal token (``[MRN]`` vs ``MRN 123456`` share the word ``MRN`` by accident).
 The replacement texts that recur across examples, and never occur in their inputs, form the
 placeholder vocabulary (:func:`placeholder_vocabulary`).
 
@@ -18,7 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MAX_GAP = 2
+MAX_GAP = 1  # tokens
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
 MAX_TOKEN_CHARS = 40
 
 
@@ -29,9 +30,22 @@ class Edit:
     replacement: str
 
 
+def _tokens(text: str) -> tuple[list[str], list[int]]:
+    toks, starts = [], []
+    for m in _TOKEN.finditer(text):
+        toks.append(m.group())
+        starts.append(m.start())
+    starts.append(len(text))
+    return toks, starts
+
+
 def rough_edits(source: str, target: str) -> list[Edit]:
-    ops = difflib.SequenceMatcher(None, source, target, autojunk=False).get_opcodes()
-    edits: list[list[int]] = []  # [i1, i2, j1, j2]
+    """Edits from a word-level diff (words, runs of spaces, single symbols), so a placeholder
+    never aligns with single letters of the span it replaced."""
+    src, s_at = _tokens(source)
+    dst, d_at = _tokens(target)
+    ops = difflib.SequenceMatcher(None, src, dst, autojunk=False).get_opcodes()
+    edits: list[list[int]] = []  # token ranges [i1, i2, j1, j2]
     for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
             continue
@@ -39,7 +53,7 @@ def rough_edits(source: str, target: str) -> list[Edit]:
             edits[-1][1], edits[-1][3] = i2, j2
         else:
             edits.append([i1, i2, j1, j2])
-    return [Edit(i1, i2, target[j1:j2]) for i1, i2, j1, j2 in edits]
+    return [Edit(s_at[i1], s_at[i2], target[d_at[j1] : d_at[j2]]) for i1, i2, j1, j2 in edits]
 
 
 def placeholder_vocabulary(pairs: Sequence[tuple[str, str]], min_count: int = 2) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from kolmbuild.data.examples import Example
 from kolmbuild.recipes.align import placeholder_vocabulary, spans_for
-from kolmbuild.recipes.induce import induce, library_cover
+from kolmbuild.recipes.induce import Level, induce, library_cover
 from kolmbuild.recipes.library import LIBRARY
 
 BOUNDARIES = {"word": (r"(?<!\w)", r"(?!\w)"), "strict": (r"(?<![\w-])", r"(?![\w-])")}
@@ -93,8 +93,9 @@ def candidates_for(spans: Sequence[str]) -> list[Candidate]:
             extra = induce(left, "strict")
             if extra is not None:
                 bodies.append(("library:" + "+".join(names) + "+strict", f"(?:{lib}|{extra})"))
-    for level in ("loose", "strict", "literal"):
-        body = induce(spans, level)  # type: ignore[arg-type]
+    levels: tuple[Level, ...] = ("loose", "strict", "literal")
+    for level in levels:
+        body = induce(spans, level)
         if body is not None and body not in {b for _, b in bodies}:
             bodies.append((level, body))
     out = []
