@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import MakeArtifact, tamper_manifest
+from runtime_helpers import MakeArtifact, tamper_manifest
 
 from kolmbuild.cli.main import cli
 
@@ -22,7 +22,7 @@ def invoke(*args: str, input: str | None = None):  # noqa: A002
 
 
 def test_run_single_input_prints_a_label(model_artifact: Path) -> None:
-    res = invoke("run", str(model_artifact), "Loved it, wonderful acting!", "--threads", "2")
+    res = invoke("run", str(model_artifact), "Loved it, wonderful acting!", "--threads", "1")
     assert res.exit_code == 0, res.output
     assert res.stdout.strip() in ("positive", "negative")
 
@@ -31,7 +31,7 @@ def test_run_file_json_keeps_order(model_artifact: Path, tmp_path: Path) -> None
     rows = ["Terrible.", "Great!", "Meh, boring and too long."]
     f = tmp_path / "in.jsonl"
     f.write_text("".join(json.dumps({"input": r, "output": "ignored"}) + "\n" for r in rows) + "\n")
-    res = invoke("run", str(model_artifact), "--file", str(f), "--json", "--threads", "2")
+    res = invoke("run", str(model_artifact), "--file", str(f), "--json", "--threads", "1")
     assert res.exit_code == 0, res.output
     out = [json.loads(line) for line in res.stdout.splitlines()]
     assert [o["input"] for o in out] == rows

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import LABEL_TASK, MakeArtifact, TablePack, tamper_manifest
+from runtime_helpers import LABEL_TASK, MakeArtifact, TablePack, tamper_manifest
 
 from kolmbuild.errors import ArtifactError
 from kolmbuild.runtime import Predictor, RuntimeOptions, RuntimeParts
 from kolmbuild.runtime.drift import drift_log_path, read_drift
 
-OPTS = RuntimeOptions(n_ctx=1024, n_threads=2)
+OPTS = RuntimeOptions(n_ctx=1024, n_threads=1)
 
 
 def parts(**kw: object) -> RuntimeParts:
@@ -131,7 +131,7 @@ def test_output_regex_constrains_the_text(smollm2: Path) -> None:
 def test_recipe_drafts_are_used_and_do_not_change_greedy_output(smollm2: Path) -> None:
     task = {"name": "t", "description": "Reply with a JSON object with a key 'city'.", "shape": {"output": "json", "max_output_tokens": 24}}
     value = "Where is the Eiffel tower?"
-    with Predictor.from_parts(parts(task=task, base_gguf=smollm2, options=RuntimeOptions(n_ctx=1024, n_threads=2, drafts=False))) as plain:
+    with Predictor.from_parts(parts(task=task, base_gguf=smollm2, options=RuntimeOptions(n_ctx=1024, n_threads=1, drafts=False))) as plain:
         expected = plain.generate(value).text
     # the table proposes exactly what greedy decoding produces: the draft must be asked and accepted
     drafts = {expected[:i]: expected[i:] for i in range(0, len(expected), 3)}

@@ -43,7 +43,7 @@ def predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Predictor]:
         recipes=Lookup(RECIPES),
         base_gguf=bundled_smollm2(),
         drift_log=tmp_path_factory.mktemp("drift") / "helper.jsonl",
-        options=RuntimeOptions(n_ctx=1024, n_threads=2),
+        options=RuntimeOptions(n_ctx=1024, n_threads=1),
     )
     with Predictor.from_parts(parts) as p:
         yield p
