@@ -102,6 +102,9 @@ class SSHTarget:
     port: int = 22
     key_file: str | None = None
     known_hosts: str | None = None
+    # a machine just rented from a provider has a host key nobody has seen: trust it for this session
+    # only (never written to known_hosts); your own hosts (remote-ssh) must be in known_hosts
+    accept_new_host_key: bool = False
 
     @classmethod
     def parse(cls, text: str, *, default_user: str | None = None, key_file: str | None = None,
@@ -151,7 +154,8 @@ class SSHTransport:
                     self.client.load_host_keys(kh)
                 except OSError as exc:
                     raise UserInputError(f"{kh}: cannot read known_hosts: {exc.strerror or exc}") from exc
-        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.client.set_missing_host_key_policy(
+            _session_trust_policy() if target.accept_new_host_key else paramiko.RejectPolicy())
         try:
             self.client.connect(
                 target.host, port=target.port, username=target.user, key_filename=target.key_file,
@@ -164,6 +168,9 @@ class SSHTransport:
         except OSError as exc:
             self.client.close()
             raise ComputeError(f"ssh {target.host}:{target.port}: {exc.strerror or exc}") from exc
+        transport = self.client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)  # notice a dead network instead of waiting on it forever
         self.sftp: Any = self.client.open_sftp()
         code, out = self._exec_capture("mktemp -d /tmp/kolm-job-XXXXXXXX")
         if code != 0:
@@ -237,3 +244,15 @@ class SSHTransport:
             pass
         finally:
             self.client.close()
+
+
+def _session_trust_policy() -> Any:
+    """Accept an unseen host key for this connection only (paramiko's AutoAddPolicy would write it
+    to the loaded known_hosts file, i.e. the user's own)."""
+    import paramiko
+
+    class TrustThisSession(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            client.get_host_keys().add(hostname, key.get_name(), key)
+
+    return TrustThisSession()

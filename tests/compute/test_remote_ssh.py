@@ -72,3 +72,23 @@ def test_vast_rental_over_real_ssh(project, monkeypatch, sshd):
         doc = json.loads(r.output[r.output.index("{"):])
         assert (project.root / "kolm-runs" / doc["run_id"] / "out" / "receipt.json").is_file()
         assert fake.live() == 0
+
+
+def test_rented_machine_host_key_is_trusted_for_the_session_only(project, monkeypatch, sshd, tmp_path):
+    """A freshly rented instance's key is unknown by definition: accepted, but never written to known_hosts."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with FakeVast() as fake:
+        fake.ssh_port = sshd.port
+        point_at(project, "vast", fake.url, transport="ssh", ssh_user=sshd.user)
+        monkeypatch.setenv("KOLM_VAST_TOKEN", fake.token)
+        monkeypatch.setenv("KOLM_SSH_KEY", str(sshd.key))
+        monkeypatch.setenv("KOLM_REMOTE_KNOWN_HOSTS", str(empty))
+        r = project.invoke("compute", "rent", "--backend", "vast", "--confirm")
+        assert r.exit_code == 0, r.output
+        assert empty.read_text() == "" and fake.live() == 0
+        # with strict_host_keys the same unknown key is refused, and the instance is still released
+        point_at(project, "vast", fake.url, transport="ssh", ssh_user=sshd.user, strict_host_keys=True)
+        r = project.invoke("compute", "rent", "--backend", "vast", "--confirm")
+        assert r.exit_code == 1 and "not found in known_hosts" in r.output and fake.live() == 0

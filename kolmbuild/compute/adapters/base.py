@@ -335,6 +335,7 @@ class ProvisionedAdapter(Adapter):
             port=int(ready.get("ssh_port") or 22),
             key_file=self.environ.get("KOLM_SSH_KEY") or extra(self.spec, "ssh_key_file"),
             known_hosts=self.environ.get("KOLM_REMOTE_KNOWN_HOSTS") or extra(self.spec, "known_hosts"),
+            accept_new_host_key=not bool(extra(self.spec, "strict_host_keys", False)),
         )
         return tr.SSHTransport(target)
 
