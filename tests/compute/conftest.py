@@ -25,7 +25,7 @@ def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KOLM_STATE_DIR", str(state))
     for var in ("KOLM_VAST_TOKEN", "KOLM_LAMBDA_TOKEN", "KOLM_RUNPOD_TOKEN", "KOLM_TOGETHER_TOKEN",
                 "KOLM_REPLICATE_TOKEN", "KOLM_FAL_TOKEN", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET",
-                "KOLM_REMOTE_HOST", "VAST_URL", "RUNPOD_API_BASE_URL", "REPLICATE_API_BASE_URL"):
+                "KOLM_REMOTE_HOST", "VAST_URL", "RUNPOD_API_BASE_URL", "REPLICATE_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     return state
 
