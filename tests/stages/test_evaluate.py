@@ -98,6 +98,60 @@ def test_a_size_limit_fails_the_gate_by_name(project: FixtureProject) -> None:
     assert not project.artifact.exists()
 
 
+
+def recipe_pack(*recipes: dict[str, Any]) -> dict[str, Any]:
+    """A kolm-recipes/1 document, checked by a round trip through RecipePack."""
+    from kolmbuild.recipes import RecipePack
+
+    doc = {"format": "kolm-recipes/1", "recipes": list(recipes), "drafts": {"start": "", "entries": []}}
+    return RecipePack.from_json(doc).to_json()
+
+
+def oneline(text: str) -> str:
+    """The build log with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+PHONE_SPAN = {"kind": "span", "rules": [{"token": "[PHONE]", "pattern": r"(?<!\w)\d{3}-\d{4}(?!\w)"}]}
+
+
+def test_a_good_build_ships_its_k_score_and_eval_reproduces_it(project: FixtureProject) -> None:
+    project.fixture("recipes.json", recipe_pack(PHONE_SPAN))
+    r = project.build()
+    assert r.exit_code == 0, r.output
+    assert "K 1.0000 (A 1.000 S 1.000 L 1.000 C 1.000 V 1.000) 8/8 passed, gate passed" in oneline(r.stderr)
+    from kolmbuild.artifact import open_artifact
+
+    with open_artifact(project.artifact) as art:
+        shipped = json.loads(art.read("eval"))
+        assert art.manifest["metrics"]["K"] == 1.0
+        assert art.manifest["metrics"]["terms"] == {"A": 1, "S": 1, "L": 1, "C": 1, "V": 1}
+    assert shipped["passed"] is True and shipped["cases"]["by_route"] == {"recipe": {"n": 8, "passed": 8}}
+    assert shipped["size"]["external_bytes"] == 0 and set(shipped["size"]["components"]) == {"heldout", "recipes", "verifier"}
+    # re-scoring the artifact on its own held-out set gives the very same K-score document
+    ev = CliRunner().invoke(cli, ["eval", str(project.artifact), "--examples", str(project.root / "data/eval.jsonl"), "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.stdout)["kscore"] == shipped
+    # and a rebuild from an empty cache writes byte-identical eval.json (no clocks in it)
+    import shutil
+
+    shutil.rmtree(project.root / "cache")
+    assert project.build().exit_code == 0
+    with open_artifact(project.artifact) as art:
+        assert json.loads(art.read("eval")) == shipped
+
+
+def test_recipes_that_miss_cases_lower_accuracy_and_coverage(project: FixtureProject) -> None:
+    # a lookup table of the first five rows: the other three go unanswered
+    project.fixture("recipes.json", recipe_pack({"kind": "lookup", "entries": [list(r) for r in PHONES[:5]]}))
+    r = project.build("gates=lenient")
+    assert r.exit_code == 0, r.output
+    assert "K 0.7938 (A 0.625 S 1.000 L 1.000 C 1.000 V 0.625) 5/8 passed, gate passed" in oneline(r.stderr)
+    strict = project.build("gates=default")  # K 0.7938 >= 0.70 passes too; strict's 0.90 does not
+    assert strict.exit_code == 0
+    r = project.build("gates=strict")
+    assert r.exit_code == 1 and "short: A, V" in r.stderr, r.stderr
+
 @pytest.mark.slow
 def test_the_gate_blocks_a_build_whose_model_fails(project: FixtureProject) -> None:
     """No recipes; train.json names the bundled SmolLM2 (untrained), so every case goes to the
