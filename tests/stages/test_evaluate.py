@@ -99,12 +99,16 @@ def test_a_size_limit_fails_the_gate_by_name(project: FixtureProject) -> None:
 
 
 
-def recipe_pack(*recipes: dict[str, Any]) -> dict[str, Any]:
-    """A kolm-recipes/1 document, checked by a round trip through RecipePack."""
-    from kolmbuild.recipes import RecipePack
+def recipe_pack(rows: list[tuple[str, str]], kind: str) -> dict[str, Any]:
+    """A recipe pack of one kind learned (pinned API) from ``rows``."""
+    from kolmbuild.config.models import RecipesSpec, ShapeSpec
+    from kolmbuild.data import Example
+    from kolmbuild.recipes import learn
+    from kolmbuild.verifier import Verifier
 
-    doc = {"format": "kolm-recipes/1", "recipes": list(recipes), "drafts": {"start": "", "entries": []}}
-    return RecipePack.from_json(doc).to_json()
+    ex = [Example(i, a, b) for i, (a, b) in enumerate(rows)]
+    spec = RecipesSpec.model_validate({"kinds": [kind], "drafts": False})
+    return learn(ex, ex, Verifier(mode="exact"), spec, ShapeSpec()).to_json()
 
 
 def oneline(text: str) -> str:
@@ -112,11 +116,10 @@ def oneline(text: str) -> str:
     return " ".join(text.split())
 
 
-PHONE_SPAN = {"kind": "span", "rules": [{"token": "[PHONE]", "pattern": r"(?<!\w)\d{3}-\d{4}(?!\w)"}]}
 
 
 def test_a_good_build_ships_its_k_score_and_eval_reproduces_it(project: FixtureProject) -> None:
-    project.fixture("recipes.json", recipe_pack(PHONE_SPAN))
+    project.fixture("recipes.json", recipe_pack(PHONES, "span"))
     r = project.build()
     assert r.exit_code == 0, r.output
     assert "K 1.0000 (A 1.000 S 1.000 L 1.000 C 1.000 V 1.000) 8/8 passed, gate passed" in oneline(r.stderr)
@@ -143,7 +146,7 @@ def test_a_good_build_ships_its_k_score_and_eval_reproduces_it(project: FixtureP
 
 def test_recipes_that_miss_cases_lower_accuracy_and_coverage(project: FixtureProject) -> None:
     # a lookup table of the first five rows: the other three go unanswered
-    project.fixture("recipes.json", recipe_pack({"kind": "lookup", "entries": [list(r) for r in PHONES[:5]]}))
+    project.fixture("recipes.json", recipe_pack(PHONES[:5], "lookup"))
     r = project.build("gates=lenient")
     assert r.exit_code == 0, r.output
     assert "K 0.7938 (A 0.625 S 1.000 L 1.000 C 1.000 V 0.625) 5/8 passed, gate passed" in oneline(r.stderr)
