@@ -47,12 +47,13 @@ def make_artifact(tmp_path: Path) -> MakeArtifact:
         components: Mapping[str, bytes | Path] | None = None,
         gates: Mapping[str, Any] | None = None,
         task: Mapping[str, Any] = TEXT_TASK,
+        base: Mapping[str, Any] | None = None,
     ) -> Path:
         comps: dict[str, bytes | Path] = {"verifier": json.dumps(exact_verifier()).encode()}
         comps.update(components or {})
         dest = tmp_path / name
         write_artifact(dest, target="phones", version="0.1.0", task=task, components=comps,
-                       gates=gates or {"K_min": 0.7}, toolchain_info={})  # fmt: skip
+                       gates=gates or {"K_min": 0.7}, base=base, toolchain_info={})  # fmt: skip
         return dest
 
     return make

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kolmbuild.cli.main import cli
 from kolmbuild.compare.records import load_eval, parse_eval
-from tests.evaluate.conftest import write_examples
+from tests.evaluate.conftest import TEXT_TASK, write_examples
 
 PHONES = [(f"call {i} at 555-01{i:02d}", f"call {i} at [PHONE]") for i in range(6)]
 
@@ -103,3 +104,23 @@ def test_endpoint_refuses_gate_options(tmp_path: Path, fake_openai) -> None:
     r = CliRunner().invoke(cli, ["eval", "--endpoint", url, "--examples", str(ex), "--check"])
     assert r.exit_code == 2 and "an endpoint has no K-score" in r.stderr
 
+
+
+@pytest.mark.slow
+def test_a_model_artifact_is_scored_with_its_base_in_the_footprint(tmp_path: Path, make_artifact) -> None:
+    """No recipes, a base named in the manifest: the runtime answers with the bundled SmolLM2."""
+    pytest.importorskip("llama_cpp")
+    from kolmbuild.models.resolve import bundled_smollm2, file_sha256
+
+    gguf = bundled_smollm2()
+    task = dict(TEXT_TASK, shape=dict(TEXT_TASK["shape"], max_output_tokens=8))
+    art = make_artifact(task=task, base={"name": "smollm2", "sha256": file_sha256(gguf)})
+    ex = write_examples(tmp_path / "ex.jsonl", PHONES[:2])
+    r = invoke("eval", str(art), "--examples", str(ex), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {c["route"] for c in doc["cases"]} == {"model"}
+    ks = doc["kscore"]
+    assert ks["size"]["external_bytes"] == gguf.stat().st_size  # the base the artifact needs, not ships
+    assert 0.4 < ks["terms"]["S"] < 0.5
+    assert ks["latency"]["p50_ms"] > 10  # a model call on the reference machine, not a recipe's 0.01 ms
