@@ -96,6 +96,13 @@ def test_endpoint_scored_with_the_artifacts_verifier(tmp_path: Path, make_artifa
     assert handler.seen and handler.seen[0]["model"] == "fake-1"
     human = invoke("eval", "--endpoint", url, "--examples", str(ex), "--model", "fake-1")
     assert human.exit_code == 0 and "passed 2 (66.7%)" in human.stdout
+    # the artifact's record and the endpoint's compare case by case
+    (tmp_path / "b.json").write_text(r.stdout)
+    assert invoke("eval", str(art), "--examples", str(ex), "-o", str(tmp_path / "a.json")).exit_code == 0
+    cmp = invoke("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json")
+    assert cmp.exit_code == 0, cmp.output
+    out = json.loads(cmp.stdout)
+    assert out["matched"] == 3 and len(out["fixed"]) == 2 and not out["regressed"]
 
 
 def test_endpoint_refuses_gate_options(tmp_path: Path, fake_openai) -> None:
