@@ -147,9 +147,11 @@ class KScore:
 
 
 def _failure(r: CaseResult) -> dict[str, Any]:
+    """A failing case as eval.json lists it. Only the error's kind: a message may carry addresses
+    or timings, and eval.json must be a function of the inputs (the full text goes to the log)."""
     out: dict[str, Any] = {"id": r.id, "route": r.route}
     if r.error:
-        out["error"] = r.error[:200]
+        out["error"] = r.error.split(":", 1)[0]
     return out
 
 

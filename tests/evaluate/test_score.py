@@ -111,6 +111,11 @@ def test_errors_fail_their_case_and_say_why() -> None:
     assert bad[3].route == "error" and "llama exploded" in (bad[3].error or "")
     assert bad[5].route == "recipe" and "ValueError: bad verifier" in (bad[5].error or "")
     assert not bad[3].answered and bad[5].answered
+    ks = score(results, size=SizeInfo(), model=ModelProfile(), teacher=teacher_price(None, None), gates=GatesSpec())
+    assert ks.to_json()["cases"]["failures"] == [
+        {"id": 3, "route": "error", "error": "RuntimeError"},
+        {"id": 5, "route": "recipe", "error": "verifier raised ValueError"},
+    ]
 
 
 def test_model_route_latency_size_and_cost() -> None:
