@@ -3,33 +3,65 @@
 The learner keeps a library shape for a placeholder only when it explains that placeholder's
 observed spans and the resulting recipe reproduces the examples (and later verifies on held-out
 cases); otherwise induced shapes win. A library shape generalizes past what ~200 examples show
-(a month name or an email domain never seen in training). Every shape is non-capturing and
-matches no newline, so recipes can run over newline-joined batches.
+(a month name or an email domain never seen in training).
+
+Shapes are written in the form the span executor compiles (see :mod:`kolmbuild.recipes.shape`):
+alternatives ``(first, rest)`` whose ``first`` is one bracketed character class, or an anchored
+shape (``left`` class run, ``anchor`` character, ``right`` regex) for emails. No shape matches a
+newline, so recipes can run over newline-joined batches.
 """
 
 from __future__ import annotations
 
-_MONTH = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
-    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-)
+from kolmbuild.recipes.shape import Alt, Anchored, Shape
 
-LIBRARY: dict[str, str] = {
-    "ssn": r"\d{3}-\d{2}-\d{4}",
-    "phone-us": r"(?:\+?1[ .-])?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}",
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    "date-numeric": r"(?:\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{4})",
-    "date-month": rf"(?:{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|\d{{1,2}} {_MONTH}\.? \d{{4}})",
-    "zip-us": r"\d{5}(?:-\d{4})?",
-    "ipv4": r"(?:\d{1,3}\.){3}\d{1,3}",
-    "card": r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}",
-    "url": r"https?://[A-Za-z0-9.-]+(?:/[A-Za-z0-9._~%/?#=&+-]*)?",
+_MONTH_TAILS = {
+    "J": "(?:an(?:uary)?|une?|uly?)",
+    "F": "eb(?:ruary)?",
+    "M": "(?:ar(?:ch)?|ay)",
+    "A": "(?:pr(?:il)?|ug(?:ust)?)",
+    "S": "ep(?:t(?:ember)?)?",
+    "O": "ct(?:ober)?",
+    "N": "ov(?:ember)?",
+    "D": "ec(?:ember)?",
 }
-
+MONTH_PATTERN = "(?:" + "|".join(k + v for k, v in _MONTH_TAILS.items()) + ")"
 MONTH_WORDS = frozenset(
     w
     for m in ("January", "February", "March", "April", "May", "June", "July", "August", "September",
               "October", "November", "December")
     for w in (m, m[:3], "Sept" if m == "September" else m[:3])
 )
-MONTH_PATTERN = _MONTH
+
+
+def month_alts(tail: str) -> list[Alt]:
+    """A month name (full or abbreviated) followed by ``tail``: one alternative whose first class
+    is the months' initials, the initial re-checked per month by a one-character lookbehind."""
+    body = "|".join(f"(?<={k}){v}" for k, v in _MONTH_TAILS.items())
+    return [Alt("[" + "".join(_MONTH_TAILS) + "]", f"(?:{body}){tail}")]
+
+
+_D = "[0-9]"
+_AREA_REST = rf"(?:\({_D}{{3}}\) ?|{_D}{{3}}[ .-]){_D}{{3}}[ .-]{_D}{{4}}"
+
+LIBRARY: dict[str, Shape] = {
+    "ssn": Shape((Alt(_D, rf"{_D}{{2}}-{_D}{{2}}-{_D}{{4}}"),)),
+    "phone-us": Shape((
+        Alt("[+]", rf"1[ .-]{_AREA_REST}"),
+        Alt("[1]", rf"[ .-]{_AREA_REST}"),
+        Alt("[(]", rf"{_D}{{3}}\) ?{_D}{{3}}[ .-]{_D}{{4}}"),
+        Alt(_D, rf"{_D}{{2}}[ .-]{_D}{{3}}[ .-]{_D}{{4}}"),
+    )),
+    "email": Shape(anchored=Anchored(r"[\w.%+-]", "@", r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
+    "date-numeric": Shape((
+        Alt(_D, rf"(?:{_D}?/{_D}{{1,2}}/(?:{_D}{{4}}|{_D}{{2}})|{_D}{{3}}-{_D}{{2}}-{_D}{{2}}|{_D}?\.{_D}{{1,2}}\.{_D}{{4}})"),
+    )),
+    "date-month": Shape((
+        *month_alts(rf"\.? {_D}{{1,2}}(?:st|nd|rd|th)?,? {_D}{{4}}"),
+        Alt(_D, rf"{_D}? {MONTH_PATTERN}\.? {_D}{{4}}"),
+    )),
+    "zip-us": Shape((Alt(_D, rf"{_D}{{4}}(?:-{_D}{{4}})?"),)),
+    "ipv4": Shape((Alt(_D, rf"{_D}{{0,2}}(?:\.{_D}{{1,3}}){{3}}"),)),
+    "card": Shape((Alt(_D, rf"{_D}{{3}}[ -]{_D}{{4}}[ -]{_D}{{4}}[ -]{_D}{{4}}"),)),
+    "url": Shape((Alt("[h]", r"ttps?://[A-Za-z0-9.-]+(?:/[A-Za-z0-9._~%/?#=&+-]*)?"),)),
+}

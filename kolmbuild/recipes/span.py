@@ -1,9 +1,9 @@
 """Span recipes: replace every match of a learned pattern with its placeholder.
 
-One compiled alternation covers all placeholders (``(p₁)|(p₂)|…``, leftmost match wins, ties
-go to the earlier alternative); a match's group number picks its placeholder. A batch runs as
-one pass over the newline-joined inputs when no input holds a newline and no pattern can match
-one. Learning: the placeholder vocabulary and spans come from :mod:`kolmbuild.recipes.align`,
+Anchored shapes (emails) run first, then one fused pattern covers every other alternative of
+every placeholder (leftmost match wins, ties go to the earlier rule); see
+:mod:`kolmbuild.recipes.shape` for why it is built that way. A batch runs as one pass over the
+newline-joined inputs when no input holds a newline (no shape matches one). Learning: the placeholder vocabulary and spans come from :mod:`kolmbuild.recipes.align`,
 candidate patterns per placeholder from the library and from induction, and a coordinate search
 over (candidate per placeholder, placeholder order) keeps what reproduces the most examples.
 """
@@ -20,55 +20,176 @@ from kolmbuild.data.examples import Example
 from kolmbuild.recipes.align import placeholder_vocabulary, spans_for
 from kolmbuild.recipes.induce import Level, induce, library_cover
 from kolmbuild.recipes.library import LIBRARY
+from kolmbuild.recipes.shape import BOUNDARY_CLASS, FLAGS, Shape, plain_regex
 
-BOUNDARIES = {"word": (r"(?<!\w)", r"(?!\w)"), "strict": (r"(?<![\w-])", r"(?![\w-])")}
-_NEWLINE_RISK = re.compile(r"\\s|\\S|\\n|\\W|\\D|\[\^|(?<!\\)\.")
+BOUNDARIES = ("word", "strict")
 
 
 @dataclass(frozen=True)
 class SpanRule:
     token: str
-    pattern: str  # non-capturing body; boundaries included
+    shape: Shape
+    boundary: str = "word"  # the characters a match may not touch: word, or strict (word or "-")
+
+    @property
+    def pattern(self) -> str:
+        """The rule as one ordinary regex (what the fused executor is equivalent to)."""
+        return plain_regex(self.shape, self.boundary)
+
+
+class _AnchoredRule:
+    """An anchored shape as a split on its anchor plus a strip of its left characters."""
+
+    def __init__(self, rule: SpanRule) -> None:
+        assert rule.shape.anchored is not None
+        a = rule.shape.anchored
+        self.anchor = a.anchor
+        self.token = rule.token
+        left = re.compile(a.left, FLAGS)
+        self.left_chars = "".join(c for c in map(chr, range(128)) if left.fullmatch(c))
+        b = BOUNDARY_CLASS[rule.boundary]
+        self.right = re.compile(f"(?:{a.right})(?!{b})", FLAGS)
+        self.blocked = re.compile(b, FLAGS)
+
+    def apply(self, text: str) -> str:
+        pieces = text.split(self.anchor)
+        done: list[str] = []
+        cur = pieces[0]
+        for nxt in pieces[1:]:
+            stripped = cur.rstrip(self.left_chars)
+            m = self.right.match(nxt) if len(stripped) < len(cur) else None
+            if m is not None and not (stripped and self.blocked.match(stripped[-1])):
+                done.append(stripped + self.token)
+                cur = nxt[m.end() :]
+            else:
+                done.append(cur + self.anchor)
+                cur = nxt
+        done.append(cur)
+        return "".join(done)
+
+
+def _members(cls: str) -> frozenset[str]:
+    """The characters a bracketed class matches (Latin-1 range, plus a lone escaped literal)."""
+    rx = re.compile(cls, FLAGS)
+    found = {c for c in map(chr, range(256)) if rx.fullmatch(c)}
+    inner = cls[1:-1].removeprefix("\\")
+    if len(inner) == 1:
+        found.add(inner)
+    return frozenset(found)
+
+
+Run = tuple[str, str, list[tuple[str, str]]]  # (first class, boundary, [(rest, token)])
+
+
+def _runs(rules: Sequence[SpanRule]) -> tuple[list[Run], dict[str, frozenset[str]]]:
+    """Alternatives grouped by (first class, boundary) in priority order. An alternative joins an
+    earlier group of its class unless a group in between could claim the same character."""
+    runs: list[Run] = []
+    chars: dict[str, frozenset[str]] = {}
+    for r in rules:
+        for alt in r.shape.alts:
+            mine = chars.setdefault(alt.first, _members(alt.first))
+            target = None
+            for i in range(len(runs) - 1, -1, -1):
+                first, boundary, _ = runs[i]
+                if first == alt.first and boundary == r.boundary:
+                    target = i
+                    break
+                if chars[first] & mine:
+                    break
+            if target is None:
+                runs.append((alt.first, r.boundary, [(alt.rest, r.token)]))
+            else:
+                runs[target][2].append((alt.rest, r.token))
+    # digits first (they start most candidates); only runs with disjoint classes trade places
+    for _ in range(len(runs)):
+        for i in range(len(runs) - 1):
+            a, b = runs[i], runs[i + 1]
+            if not (chars[a[0]] & chars[b[0]]) and _rank(chars[b[0]]) < _rank(chars[a[0]]):
+                runs[i], runs[i + 1] = b, a
+    return runs, chars
+
+
+def _rank(members: frozenset[str]) -> int:
+    return 0 if members & set("0123456789") else 1
+
+
+def _fused(rules: Sequence[SpanRule]) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
+    """Every alternative of every rule in one pattern that ``re`` scans quickly (see shape.py):
+    ``[F](?<!B.)(?:(?<=f₁)(?:rest()|…)|(?<=f₂)(?:…)|…)``."""
+    runs, chars = _runs(rules)
+    if not runs:
+        return None, ()
+    shared = {b for _, b, _ in runs}
+    hoist = BOUNDARY_CLASS[next(iter(shared))] if len(shared) == 1 else None
+    tokens: list[str] = [""]
+    branches = []
+    for first, boundary, items in runs:
+        b = BOUNDARY_CLASS[boundary]
+        inner = []
+        for rest, token in items:
+            inner.append(f"(?:{rest})(?!{b})()")
+            tokens.append(token)
+        guard = f"(?<={first})" + ("" if hoist else f"(?<!{b}.)")
+        branches.append(f"{guard}(?:{'|'.join(inner)})")
+    union = "[" + "".join(sorted({re.escape(c) for first, _, _ in runs for c in chars[first]})) + "]"
+    head = union + (f"(?<!{hoist}.)" if hoist else "")
+    return re.compile(head + "(?:" + "|".join(branches) + ")", FLAGS), tuple(tokens)
 
 
 @dataclass(frozen=True)
 class SpanRecipe:
     rules: tuple[SpanRule, ...]
-    _rx: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _rx: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _repl: Callable[[re.Match[str]], str] = field(init=False, repr=False, compare=False)
-    _batchable: bool = field(init=False, repr=False, compare=False)
+    _anchored: tuple[_AnchoredRule, ...] = field(init=False, repr=False, compare=False)
+
+    kind = "span"
 
     def __post_init__(self) -> None:
-        rx = re.compile("|".join(f"({r.pattern})" for r in self.rules))
-        tokens = ("", *(r.token for r in self.rules))
+        rx, tokens = _fused(self.rules)
 
         def repl(m: re.Match[str], _t: tuple[str, ...] = tokens) -> str:
             return _t[m.lastindex]  # type: ignore[index]
 
         object.__setattr__(self, "_rx", rx)
         object.__setattr__(self, "_repl", repl)
-        object.__setattr__(self, "_batchable", not any(_NEWLINE_RISK.search(r.pattern) for r in self.rules))
-
-    kind = "span"
+        object.__setattr__(self, "_anchored", tuple(_AnchoredRule(r) for r in self.rules if r.shape.anchored))
 
     def answer(self, text: Any) -> str | None:
-        if not isinstance(text, str):
+        if type(text) is not str:
             return None
-        return self._rx.sub(self._repl, text)
+        for a in self._anchored:
+            if a.anchor in text:
+                text = a.apply(text)
+        return text if self._rx is None else self._rx.sub(self._repl, text)
 
     def answer_batch(self, texts: Sequence[Any]) -> list[str | None]:
-        if self._batchable and texts and all(type(t) is str for t in texts):
+        """One pass over the newline-joined inputs (no shape matches a newline)."""
+        if texts and all(type(t) is str for t in texts):
             joined = "\n".join(texts)
             if joined.count("\n") == len(texts) - 1:
-                return self._rx.sub(self._repl, joined).split("\n")  # type: ignore[return-value]
+                out = self.answer(joined)
+                assert out is not None
+                return out.split("\n")  # type: ignore[return-value]
         return [self.answer(t) for t in texts]
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "span", "rules": [{"token": r.token, "pattern": r.pattern} for r in self.rules]}
+        return {"kind": "span", "rules": [{"token": r.token, "boundary": r.boundary, **r.shape.to_json()}
+                                          for r in self.rules]}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> SpanRecipe:
-        return cls(tuple(SpanRule(str(r["token"]), str(r["pattern"])) for r in doc["rules"]))
+        rules = []
+        for r in doc["rules"]:
+            boundary = str(r.get("boundary", "word"))
+            if boundary not in BOUNDARY_CLASS:
+                raise ValueError(f"unknown boundary {boundary!r}")
+            rules.append(SpanRule(str(r["token"]), Shape.from_json(r), boundary))
+        try:
+            return cls(tuple(rules))
+        except re.error as exc:
+            raise ValueError(f"bad span pattern: {exc}") from None
 
 
 # ---------------------------------------------------------------------- learning
@@ -77,32 +198,30 @@ class SpanRecipe:
 @dataclass(frozen=True)
 class Candidate:
     label: str  # how it was made, for the decompose report
-    body: str
+    shape: Shape
+    boundary: str
 
 
 def candidates_for(spans: Sequence[str]) -> list[Candidate]:
     """Hypotheses for one placeholder's pattern, most general first."""
-    bodies: list[tuple[str, str]] = []
+    shapes: list[tuple[str, Shape]] = []
     cover = library_cover(spans)
     if cover is not None:
         names, left = cover
-        lib = "|".join(LIBRARY[n] for n in names)
-        if not left:
-            bodies.append(("library:" + "+".join(names), f"(?:{lib})"))
-        else:
-            extra = induce(left, "strict")
-            if extra is not None:
-                bodies.append(("library:" + "+".join(names) + "+strict", f"(?:{lib}|{extra})"))
+        lib: Shape | None = Shape()
+        for n in names:
+            lib = lib.union(LIBRARY[n]) if lib is not None else None
+        extra = induce(left, "strict") if left else Shape()
+        if lib is not None and extra is not None:
+            merged = lib.union(extra)
+            if merged is not None:
+                shapes.append(("library:" + "+".join(names) + ("+strict" if left else ""), merged))
     levels: tuple[Level, ...] = ("loose", "strict", "literal")
     for level in levels:
-        body = induce(spans, level)
-        if body is not None and body not in {b for _, b in bodies}:
-            bodies.append((level, body))
-    out = []
-    for label, body in bodies:
-        for bname, (pre, post) in BOUNDARIES.items():
-            out.append(Candidate(f"{label}/{bname}", pre + body + post))
-    return out
+        shape = induce(spans, level)
+        if shape is not None and shape not in {s for _, s in shapes}:
+            shapes.append((level, shape))
+    return [Candidate(f"{label}/{b}", shape, b) for label, shape in shapes for b in BOUNDARIES]
 
 
 Scorer = Callable[[SpanRecipe], int]
@@ -113,7 +232,7 @@ def _search(tokens: list[str], cands: dict[str, list[Candidate]], score: Scorer,
     order = list(tokens)
 
     def build(ch: dict[str, int], od: list[str]) -> SpanRecipe:
-        return SpanRecipe(tuple(SpanRule(t, cands[t][ch[t]].body) for t in od))
+        return SpanRecipe(tuple(SpanRule(t, cands[t][ch[t]].shape, cands[t][ch[t]].boundary) for t in od))
 
     best = score(build(choice, order))
     for _sweep in range(2):
