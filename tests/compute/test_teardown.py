@@ -37,8 +37,8 @@ def _wait_running(state: Path, proc, timeout: float = 30.0) -> dict:
     raise AssertionError("the rental never reached 'running'")
 
 
-@pytest.fixture(params=[("vast", FakeVast, "KOLM_VAST_TOKEN"), ("lambda", FakeLambda, "KOLM_LAMBDA_TOKEN")],
-                ids=["vast", "lambda"])
+@pytest.fixture(params=[("vast", FakeVast, "KOLM_VAST_TOKEN"), ("lambda", FakeLambda, "KOLM_LAMBDA_TOKEN"),
+                        ("runpod", FakeRunPod, "KOLM_RUNPOD_TOKEN")], ids=["vast", "lambda", "runpod"])
 def provider(request, project, monkeypatch):
     name, cls, var = request.param
     with cls() as fake:
