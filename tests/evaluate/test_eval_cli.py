@@ -131,3 +131,20 @@ def test_a_model_artifact_is_scored_with_its_base_in_the_footprint(tmp_path: Pat
     assert ks["size"]["external_bytes"] == gguf.stat().st_size  # the base the artifact needs, not ships
     assert 0.4 < ks["terms"]["S"] < 0.5
     assert ks["latency"]["p50_ms"] > 10  # a model call on the reference machine, not a recipe's 0.01 ms
+
+
+def test_eval_as_a_subprocess(tmp_path: Path, make_artifact) -> None:
+    """The installed entry point: JSON on stdout, errors on stderr with exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    art = make_artifact()
+    ex = write_examples(tmp_path / "ex.jsonl", PHONES[:2])
+    ok = subprocess.run([sys.executable, "-m", "kolmbuild", "eval", str(art), "-e", str(ex), "--json"],
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert parse_eval(json.loads(ok.stdout), source="stdout").summary.n == 2
+    bad = subprocess.run([sys.executable, "-m", "kolmbuild", "eval", str(art), "-e", str(tmp_path / "none.jsonl")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "none.jsonl: no such examples file" in bad.stderr
+    assert "Traceback" not in bad.stderr and bad.stdout == ""
