@@ -138,6 +138,10 @@ def _port(text: str, whole: str) -> int:
     return port
 
 
+class SSHUnreachable(ComputeError):
+    """The SSH port did not answer (yet): a machine that just booted may still be starting sshd."""
+
+
 class SSHTransport:
     """One SSH connection and one remote temp folder per job."""
 
@@ -167,7 +171,7 @@ class SSHTransport:
             raise ComputeError(f"ssh {target.user}@{target.host}:{target.port}: {exc}") from exc
         except OSError as exc:
             self.client.close()
-            raise ComputeError(f"ssh {target.host}:{target.port}: {exc.strerror or exc}") from exc
+            raise SSHUnreachable(f"ssh {target.host}:{target.port}: {exc.strerror or exc}") from exc
         transport = self.client.get_transport()
         if transport is not None:
             transport.set_keepalive(15)  # notice a dead network instead of waiting on it forever

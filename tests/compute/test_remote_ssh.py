@@ -92,3 +92,45 @@ def test_rented_machine_host_key_is_trusted_for_the_session_only(project, monkey
         point_at(project, "vast", fake.url, transport="ssh", ssh_user=sshd.user, strict_host_keys=True)
         r = project.invoke("compute", "rent", "--backend", "vast", "--confirm")
         assert r.exit_code == 1 and "not found in known_hosts" in r.output and fake.live() == 0
+
+
+def test_ssh_not_yet_up_is_retried_until_it_answers(project, monkeypatch, sshd):
+    """The provider says 'running' before sshd listens: connect is retried, then the job runs."""
+    import threading
+
+    from tests.compute.sshd import _free_port
+
+    with FakeVast() as fake:
+        port = _free_port()
+        fake.ssh_port = port
+        point_at(project, "vast", fake.url, transport="ssh", ssh_user=sshd.user, ready_timeout_seconds=30)
+        monkeypatch.setenv("KOLM_VAST_TOKEN", fake.token)
+        monkeypatch.setenv("KOLM_SSH_KEY", str(sshd.key))
+        monkeypatch.setenv("KOLM_REMOTE_KNOWN_HOSTS", str(sshd.known_hosts))
+
+        def forward_later() -> None:  # after 2 s, a forwarder on `port` starts answering with the real sshd
+            import socket
+            import time
+
+            time.sleep(2)
+            srv = socket.create_server(("127.0.0.1", port))
+            conn, _ = srv.accept()
+            up = socket.create_connection(("127.0.0.1", sshd.port))
+
+            def pump(a, b):
+                try:
+                    while data := a.recv(65536):
+                        b.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    b.close()
+
+            threading.Thread(target=pump, args=(conn, up), daemon=True).start()
+            pump(up, conn)
+            srv.close()
+
+        threading.Thread(target=forward_later, daemon=True).start()
+        r = project.invoke("compute", "rent", "--backend", "vast", "--confirm")
+        assert r.exit_code == 0, r.output
+        assert fake.live() == 0

@@ -337,7 +337,14 @@ class ProvisionedAdapter(Adapter):
             known_hosts=self.environ.get("KOLM_REMOTE_KNOWN_HOSTS") or extra(self.spec, "known_hosts"),
             accept_new_host_key=not bool(extra(self.spec, "strict_host_keys", False)),
         )
-        return tr.SSHTransport(target)
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while True:  # "running" often comes before sshd accepts connections
+            try:
+                return tr.SSHTransport(target)
+            except tr.SSHUnreachable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(max(self.settings.poll_s, 1.0))
 
     def execute(self, job: Job, run_id: str, instance_id: str, ready: Mapping[str, Any],
                 on_progress: OnProgress) -> tuple[int, list[Path], list[str]]:

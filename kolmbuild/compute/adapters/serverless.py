@@ -55,7 +55,8 @@ class ServerlessAdapter(Adapter):
             self.ledger.update(rid, instance_id=job_id, state="running")
             on_progress(f"{self.spec.name}: job {job_id} submitted")
             failures = 0
-            deadline = time.monotonic() + self.settings.ready_timeout_s + job.work_flops() / 1e12
+            # past the wait-for-capacity timeout plus three times the quoted duration, give up (and cancel)
+            deadline = time.monotonic() + self.settings.ready_timeout_s + 3 * self.quote(job).duration_s
             while True:
                 try:
                     state, info = self.job_state(job_id)
