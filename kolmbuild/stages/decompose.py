@@ -38,6 +38,8 @@ def run(ctx: StageContext) -> StageResult:
     pack = learn(train, heldout, verifier, spec, shape)
     write_json(ctx.output("recipes.json"), pack.to_json())
     report = dict(pack.report)
+    # the pack's held-out totals also at the top level: the train stage's "auto" reads them there
+    report["coverage"], report["accuracy"] = report["pack"]["coverage"], report["pack"]["accuracy"]
     write_json(ctx.output("decompose.json"), report)
     kept = [r.kind for r in pack.recipes]
     p = report["pack"]
