@@ -34,11 +34,20 @@ MONTH_WORDS = frozenset(
 )
 
 
+_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_LONG = {"Jan": "uary", "Feb": "ruary", "Mar": "ch", "Apr": "il", "Jun": "e", "Jul": "y", "Aug": "ust",
+         "Sep": "t(?:ember)?", "Oct": "ober", "Nov": "ember", "Dec": "ember"}
+
+
 def month_alts(tail: str) -> list[Alt]:
     """A month name (full or abbreviated) followed by ``tail``: one alternative whose first class
-    is the months' initials, the initial re-checked per month by a one-character lookbehind."""
-    body = "|".join(f"(?<={k}){v}" for k, v in _MONTH_TAILS.items())
-    return [Alt("[" + "".join(_MONTH_TAILS) + "]", f"(?:{body}){tail}")]
+    is the months' initials. The next two letters are a branch of literals (each checked in one
+    step), a three-letter lookbehind confirms the abbreviation, and the long form is added only
+    after a real month (so a capitalized word costs a couple of character checks)."""
+    seconds = sorted({m[1:] for m in _ABBR})
+    longs = "|".join(f"(?<={k}){v}" for k, v in _LONG.items())
+    rest = f"(?:{'|'.join(seconds)})(?<={'|'.join(_ABBR)})(?:{longs})?"
+    return [Alt("[" + "".join(sorted({m[0] for m in _ABBR})) + "]", rest + tail)]
 
 
 _D = "[0-9]"

@@ -23,6 +23,7 @@ from kolmbuild.recipes.library import LIBRARY
 from kolmbuild.recipes.shape import BOUNDARY_CLASS, FLAGS, Shape, plain_regex
 
 BOUNDARIES = ("word", "strict")
+BATCH_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def _fused(rules: Sequence[SpanRule]) -> tuple[re.Pattern[str] | None, tuple[str
         for rest, token in items:
             inner.append(f"(?:{rest})(?!{b})()")
             tokens.append(token)
-        guard = f"(?<={first})" + ("" if hoist else f"(?<!{b}.)")
+        alone = len(runs) == 1  # the union is this class: nothing to dispatch
+        guard = ("" if alone else f"(?<={first})") + ("" if hoist else f"(?<!{b}.)")
         branches.append(f"{guard}(?:{'|'.join(inner)})")
     union = "[" + "".join(sorted({re.escape(c) for first, _, _ in runs for c in chars[first]})) + "]"
     head = union + (f"(?<!{hoist}.)" if hoist else "")
@@ -165,14 +167,20 @@ class SpanRecipe:
         return text if self._rx is None else self._rx.sub(self._repl, text)
 
     def answer_batch(self, texts: Sequence[Any]) -> list[str | None]:
-        """One pass over the newline-joined inputs (no shape matches a newline)."""
-        if texts and all(type(t) is str for t in texts):
-            joined = "\n".join(texts)
-            if joined.count("\n") == len(texts) - 1:
-                out = self.answer(joined)
-                assert out is not None
-                return out.split("\n")  # type: ignore[return-value]
-        return [self.answer(t) for t in texts]
+        """Chunks of newline-joined inputs, one pass each (no shape matches a newline); chunks
+        keep the joined text small enough to stay in cache."""
+        if not all(type(t) is str for t in texts):
+            return [self.answer(t) for t in texts]
+        out: list[str | None] = []
+        answer = self.answer
+        for i in range(0, len(texts), BATCH_CHUNK):
+            chunk = texts[i : i + BATCH_CHUNK]
+            joined = "\n".join(chunk)
+            if joined.count("\n") == len(chunk) - 1:
+                out.extend(answer(joined).split("\n"))  # type: ignore[union-attr]
+            else:
+                out.extend(answer(t) for t in chunk)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "span", "rules": [{"token": r.token, "boundary": r.boundary, **r.shape.to_json()}
