@@ -317,7 +317,8 @@ def quote_(ctx: click.Context, target: str | None, spec: str | None, json_out: b
     click.echo(f"job: {job.name}: {job.origin}")
     click.echo(f"{'BACKEND':<15} {'DURATION':>10} {'COST':>10}  BASIS")
     for q in sorted(eligible, key=lambda q: (q.cost_usd, q.duration_s)):
-        click.echo(f"{q.backend:<15} {_dur(q.duration_s):>10} {'$%.2f' % q.cost_usd:>10}  {q.basis}")
+        cost = f"${q.cost_usd:.2f}"
+        click.echo(f"{q.backend:<15} {_dur(q.duration_s):>10} {cost:>10}  {q.basis}")
     for q in quotes:
         if not q.eligible:
             click.echo(f"{q.backend:<15} {'-':>10} {'-':>10}  not eligible: {q.reason}")

@@ -32,10 +32,10 @@ def main(argv: "list[str]") -> int:
                 try:
                     row = json.loads(raw)
                 except ValueError as exc:
-                    sys.stderr.write("data.jsonl:%d: not JSON: %s\n" % (lineno, exc))
+                    sys.stderr.write(f"data.jsonl:{lineno}: not JSON: {exc}\n")
                     return 3
                 if not isinstance(row, dict) or "input" not in row or "output" not in row:
-                    sys.stderr.write("data.jsonl:%d: a row needs 'input' and 'output'\n" % lineno)
+                    sys.stderr.write(f"data.jsonl:{lineno}: a row needs 'input' and 'output'\n")
                     return 3
                 rows += 1
                 chars += len(raw)
@@ -60,7 +60,7 @@ def main(argv: "list[str]") -> int:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(receipt, fh, sort_keys=True)
     os.replace(tmp, os.path.join(out_dir, "receipt.json"))
-    sys.stdout.write("dry run: %d rows, %d steps planned, no weights loaded\n" % (rows, steps))
+    sys.stdout.write(f"dry run: {rows} rows, {steps} steps planned, no weights loaded\n")
     return 0
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from kolmbuild.compute.job import DEFAULT_EVAL_TOKENS, Job, model_params

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 from kolmbuild.compute import signals
 from kolmbuild.compute.adapters.base import Adapter, OnProgress, RunResult

@@ -7,8 +7,16 @@ import json
 import pytest
 
 from tests.compute.conftest import point_at
-from tests.compute.fakes import FakeFal, FakeLambda, FakeModalClient, FakeProvider, FakeReplicate, FakeRunPod, \
-    FakeTogether, FakeVast
+from tests.compute.fakes import (
+    FakeFal,
+    FakeLambda,
+    FakeModalClient,
+    FakeProvider,
+    FakeReplicate,
+    FakeRunPod,
+    FakeTogether,
+    FakeVast,
+)
 
 TOKENS = {"lambda": "KOLM_LAMBDA_TOKEN", "vast": "KOLM_VAST_TOKEN", "runpod": "KOLM_RUNPOD_TOKEN",
           "together": "KOLM_TOGETHER_TOKEN", "replicate": "KOLM_REPLICATE_TOKEN", "fal": "KOLM_FAL_TOKEN"}
