@@ -79,64 +79,99 @@ def _members(cls: str) -> frozenset[str]:
     return frozenset(found)
 
 
-Run = tuple[str, str, list[tuple[str, str]]]  # (first class, boundary, [(rest, token)])
+@dataclass
+class _Run:
+    first: str  # the class every alternative here starts with
+    boundary: str
+    items: list[tuple[str, str, str]]  # (inner guard, rest, token)
 
 
-def _runs(rules: Sequence[SpanRule]) -> tuple[list[Run], dict[str, frozenset[str]]]:
-    """Alternatives grouped by (first class, boundary) in priority order. An alternative joins an
-    earlier group of its class unless a group in between could claim the same character."""
-    runs: list[Run] = []
+def _runs(rules: Sequence[SpanRule]) -> tuple[list[_Run], dict[str, frozenset[str]]]:
+    """Alternatives grouped by (first class, boundary), keeping their priority order for every
+    character: an alternative joins an earlier group of its class, or a later-checked group of a
+    wider class (with an inner one-character guard), only when no group in between could claim
+    one of its characters. Then groups whose classes are disjoint trade places, digits first."""
+    runs: list[_Run] = []
     chars: dict[str, frozenset[str]] = {}
     for r in rules:
         for alt in r.shape.alts:
             mine = chars.setdefault(alt.first, _members(alt.first))
             target = None
             for i in range(len(runs) - 1, -1, -1):
-                first, boundary, _ = runs[i]
-                if first == alt.first and boundary == r.boundary:
+                if runs[i].first == alt.first and runs[i].boundary == r.boundary:
                     target = i
                     break
-                if chars[first] & mine:
+                if chars[runs[i].first] & mine:
                     break
             if target is None:
-                runs.append((alt.first, r.boundary, [(alt.rest, r.token)]))
+                runs.append(_Run(alt.first, r.boundary, [("", alt.rest, r.token)]))
             else:
-                runs[target][2].append((alt.rest, r.token))
-    # digits first (they start most candidates); only runs with disjoint classes trade places
-    for _ in range(len(runs)):
-        for i in range(len(runs) - 1):
-            a, b = runs[i], runs[i + 1]
-            if not (chars[a[0]] & chars[b[0]]) and _rank(chars[b[0]]) < _rank(chars[a[0]]):
-                runs[i], runs[i + 1] = b, a
-    return runs, chars
+                runs[target].items.append(("", alt.rest, r.token))
+    merged: list[_Run] = []
+    for i, run in enumerate(runs):  # fold a narrow group into the next wider one it may precede
+        mine = chars[run.first]
+        for later in runs[i + 1 :]:
+            if chars[later.first] > mine and later.boundary == run.boundary:
+                guard = f"(?<={run.first})"
+                later.items[:0] = [(guard + g, rest, tok) for g, rest, tok in run.items]
+                break
+            if chars[later.first] & mine:
+                merged.append(run)
+                break
+        else:
+            merged.append(run)
+    for _ in range(len(merged)):
+        for i in range(len(merged) - 1):
+            a, b = merged[i], merged[i + 1]
+            if not (chars[a.first] & chars[b.first]) and _rank(chars[b.first]) < _rank(chars[a.first]):
+                merged[i], merged[i + 1] = b, a
+    return merged, chars
 
 
 def _rank(members: frozenset[str]) -> int:
     return 0 if members & set("0123456789") else 1
 
 
+def _dispatch(runs: list[_Run], chars: dict[str, frozenset[str]], hoist: str | None, tokens: list[str]) -> str:
+    """``(?<=f₁)A₁|(?<!f₁)(?:…)``: once a character's own group failed, groups that cannot hold
+    it are skipped with one negative check instead of one guard each."""
+    first, rest = runs[0], runs[1:]
+    b = BOUNDARY_CLASS[first.boundary]
+    inner = []
+    for guard, body, token in first.items:
+        inner.append(f"{guard}(?:{body})(?!{b})()")
+        tokens.append(token)
+    alts = "(?:" + "|".join(inner) + ")"
+    own = "" if hoist else f"(?<!{b}.)"
+    if not rest:
+        return f"(?<={first.first}){own}{alts}"
+    tail = _dispatch(rest, chars, hoist, tokens)
+    disjoint = all(not (chars[first.first] & chars[r.first]) for r in rest)
+    skip = f"(?<!{first.first})" if disjoint else ""
+    return f"(?<={first.first}){own}{alts}|{skip}(?:{tail})"
+
+
 def _fused(rules: Sequence[SpanRule]) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
     """Every alternative of every rule in one pattern that ``re`` scans quickly (see shape.py):
-    ``[F](?<!B.)(?:(?<=f₁)(?:rest()|…)|(?<=f₂)(?:…)|…)``."""
+    ``[F](?<!B.)(?:(?<=f₁)(?:rest()|…)|(?<!f₁)(?:(?<=f₂)…))``."""
     runs, chars = _runs(rules)
     if not runs:
         return None, ()
-    shared = {b for _, b, _ in runs}
+    shared = {r.boundary for r in runs}
     hoist = BOUNDARY_CLASS[next(iter(shared))] if len(shared) == 1 else None
     tokens: list[str] = [""]
-    branches = []
-    for first, boundary, items in runs:
-        b = BOUNDARY_CLASS[boundary]
-        inner = []
-        for rest, token in items:
-            inner.append(f"(?:{rest})(?!{b})()")
+    if len(runs) == 1 and hoist:  # the union is this one class: nothing to dispatch
+        b = BOUNDARY_CLASS[runs[0].boundary]
+        body = []
+        for guard, rest, token in runs[0].items:
+            body.append(f"{guard}(?:{rest})(?!{b})()")
             tokens.append(token)
-        alone = len(runs) == 1  # the union is this class: nothing to dispatch
-        guard = ("" if alone else f"(?<={first})") + ("" if hoist else f"(?<!{b}.)")
-        branches.append(f"{guard}(?:{'|'.join(inner)})")
-    union = "[" + "".join(sorted({re.escape(c) for first, _, _ in runs for c in chars[first]})) + "]"
+        dispatch = "|".join(body)
+    else:
+        dispatch = _dispatch(runs, chars, hoist, tokens)
+    union = "[" + "".join(sorted({re.escape(c) for r in runs for c in chars[r.first]})) + "]"
     head = union + (f"(?<!{hoist}.)" if hoist else "")
-    return re.compile(head + "(?:" + "|".join(branches) + ")", FLAGS), tuple(tokens)
+    return re.compile(head + "(?:" + dispatch + ")", FLAGS), tuple(tokens)
 
 
 @dataclass(frozen=True)
