@@ -58,7 +58,7 @@ def locate_parts(ctx: StageContext, task: Mapping[str, Any]) -> Shipped:
     files.pop("eval", None)
     if "base_gguf" in files:
         return Shipped(files, files["base_gguf"], external_base=False)
-    ref = base_reference(ctx.up("train", "train.json"), task)
+    ref = base_reference(ctx.up("train", "train.json"), task, ctx.up("decompose", "decompose.json"))
     if ref is None:
         if "adapter_gguf" in files:
             raise BuildFailed("evaluate: the train stage exported an adapter but train.json names no base model")

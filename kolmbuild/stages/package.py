@@ -60,11 +60,22 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return doc
 
 
-def base_reference(train_json: Path | None, task: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The base model as ``train.json`` names it; the revision asked for in the task fills a gap."""
+def base_reference(
+    train_json: Path | None, task: Mapping[str, Any], decompose_json: Path | None = None
+) -> dict[str, Any] | None:
+    """The base model as ``train.json`` names it; the revision asked for in the task fills a gap.
+
+    None for a recipe-only artifact: when nothing was trained and decompose reports that the
+    recipes answer every held-out input, the runtime never loads a model, so the artifact names
+    none (and needs none installed to run).
+    """
     if train_json is None:
         return None
-    base = read_json(train_json, "the train stage's record").get("base")
+    record = read_json(train_json, "the train stage's record")
+    if decompose_json is not None and record.get("trained") is False:
+        if read_json(decompose_json, "the decompose stage's record").get("recipe_only") is True:
+            return None
+    base = record.get("base")
     if not isinstance(base, Mapping) or not isinstance(base.get("name"), str):
         return None
     ref = {k: base[k] for k in BASE_KEYS if base.get(k) is not None}
@@ -126,7 +137,7 @@ def run(ctx: StageContext) -> StageResult:
         version=str(task.get("version", "0.0.0")),
         task=task,
         components=components,
-        base=base_reference(ctx.up("train", "train.json"), task),
+        base=base_reference(ctx.up("train", "train.json"), task, ctx.up("decompose", "decompose.json")),
         receipts=[r.to_json() for r in receipts.values()],
         compute=compute_of(backend, receipts),
         gates=ctx.param("gates") or {},
