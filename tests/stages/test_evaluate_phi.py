@@ -24,16 +24,20 @@ def phi_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_phi_redactor_passes_its_gate_with_K_at_least_085(phi_project: Path) -> None:
-    # training is the train stage's decision (and its own tests'); here the recipes alone are scored
-    r = CliRunner().invoke(cli, ["-C", str(phi_project), "task.train.enabled=never"])
+    # the default build, as a user runs it: train.enabled=auto must see that the recipes suffice
+    r = CliRunner().invoke(cli, ["-C", str(phi_project)])
     assert r.exit_code == 0, r.output
     art = phi_project / "artifacts/phi-redactor-0.1.0.kolm"
+    assert art.stat().st_size <= 30_000
     from kolmbuild.artifact import open_artifact
 
     with open_artifact(art) as a:
         ev = json.loads(a.read("eval"))
         metrics = a.manifest["metrics"]
         assert not a.has("adapter_gguf") and not a.has("base_gguf")
+        assert "base" not in a.manifest  # recipe-only: names no model, needs none to run
+        train = next(r for r in a.manifest["receipts"] if r["stage"] == "train")
+        assert train["metrics"]["trained"] is False
     assert ev["K"] >= 0.85 and metrics["K"] == ev["K"]
     assert ev["terms"]["A"] == 1.0 and ev["terms"]["V"] == 1.0 and ev["terms"]["L"] == 1.0 and ev["terms"]["C"] == 1.0
     assert set(ev["cases"]["by_route"]) == {"recipe"} and ev["cases"]["n"] >= 40
