@@ -144,3 +144,33 @@ def test_phi_redactor_builds_through_the_engine(tmp_path: Path) -> None:
     assert pack.answer("Reach me at 555.201.3344 or x@y.org.") == "Reach me at [PHONE] or [EMAIL]."
     again = CliRunner().invoke(cli, ["-C", str(root)], catch_exceptions=False)
     assert again.exit_code == 0 and "ran in" not in again.output
+
+
+def test_phi_redactor_compiles_to_a_recipe_only_artifact_that_generalizes(tmp_path: Path) -> None:
+    """The root example end to end (every stage, no teacher, no model): a small signed artifact
+    whose answers on sentences from another generator seed are all right."""
+    import importlib.util
+
+    root = tmp_path / "proj"
+    (root / "examples").mkdir(parents=True)
+    shutil.copytree(PHI, root / "examples/phi-redactor")
+    shutil.copy(REPO / "kolmfile.yaml", root / "kolmfile.yaml")
+    write(root / "conf/task/phi-redactor.yaml", (REPO / "conf/task/phi-redactor.yaml").read_text())
+    from kolmbuild.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["-C", str(root)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    artifact = root / "artifacts/phi-redactor-0.1.0.kolm"
+    assert artifact.stat().st_size <= 30 * 1024
+    spec = importlib.util.spec_from_file_location("phi_gen", PHI / "generate.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    seen = {json.loads(line)["input"] for line in (PHI / "train.jsonl").read_text().splitlines()}
+    fresh = [r for r in gen.generate(seed=777, n=300) if r["input"] not in seen]
+    from kolmbuild.runtime.predictor import Predictor
+
+    predictor = Predictor.open(artifact)  # verifies the signature first
+    got = [p.output for p in predictor.predict_batch([r["input"] for r in fresh])]
+    assert got == [r["output"] for r in fresh]
+    assert {p.route for p in predictor.predict_batch([fresh[0]["input"]])} == {"recipe"}
