@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -262,14 +262,22 @@ def status(ctx: click.Context, show_all: bool, no_remote: bool, json_out: bool) 
 # ---------------------------------------------------------------------------------------- test
 @compute.command("test")
 @click.argument("name")
+@click.option("--confirm", is_flag=True, help="Rent the (paid) test machine without asking.")
 @JSON_OPT
 @click.pass_context
-def test_(ctx: click.Context, name: str, json_out: bool) -> None:
+def test_(ctx: click.Context, name: str, confirm: bool, json_out: bool) -> None:
     """Four steps on NAME: auth check, container provision, trainer dry run (no weights), receipt round-trip."""
-    from kolmbuild.compute.selftest import self_test
+    from kolmbuild.compute.detect import detect
+    from kolmbuild.compute.quote import quote
+    from kolmbuild.compute.rent import confirm_gate
+    from kolmbuild.compute.selftest import TINY_JOB, self_test
 
     c = _context(ctx)
     spec = c.registry.get(name)
+    if detect(spec).available:  # a paid backend rents a real machine for the test: same gate as rent
+        job = TINY_JOB if spec.train else replace(TINY_JOB, kind="infer")
+        confirm_gate(quote(spec, job), confirm=confirm, is_tty=_stdin_is_tty(),
+                     ask=lambda question: click.confirm(question, default=False, err=True))
     steps = self_test(spec, c.root, echo=(lambda s: None) if json_out else (lambda s: click.echo(f"  {s}", err=True)))
     ok = all(s["ok"] for s in steps)
     if json_out:

@@ -247,7 +247,9 @@ def test_compute_test_passes_against_each_fake(project, monkeypatch, name):
         extra = {"destination": "me/redactor"} if name == "replicate" else {}
         point_at(project, name, fake.url, **extra)
         monkeypatch.setenv(TOKENS[name], fake.token)
-        r = project.invoke("compute", "test", name, "--json")
+        r = project.invoke("compute", "test", name)
+        assert r.exit_code == 2 and "pass --confirm" in r.output and fake.requests == []  # paid: gated
+        r = project.invoke("compute", "test", name, "--confirm", "--json")
         doc = json.loads(r.output)
         assert r.exit_code == 0 and doc["passed"], r.output
         assert fake.live() == 0 and len(fake.instances) >= 1
