@@ -1,6 +1,6 @@
 """The recipe pack: learned recipes that verified on held-out rows, in answer order, plus drafts.
 
-``answer(input)`` asks each kept recipe in turn (lookup, span, classifier) and returns the first
+``answer(input)`` asks each kept recipe in turn (lookup, span, extract, classifier) and returns the first
 answer, or None when no recipe covers the input (the runtime then asks the model).
 A recipe is kept only when it answers at least one held-out row and its answers there pass the
 verifier at ``task.recipes.min_accuracy`` or better; coverage and accuracy go into the report.
@@ -17,12 +17,13 @@ from kolmbuild.data.examples import Example
 from kolmbuild.errors import ArtifactError
 from kolmbuild.recipes.classifier import ClassifierRecipe, learn_classifier
 from kolmbuild.recipes.drafts import DraftTable, learn_drafts
+from kolmbuild.recipes.extract import ExtractRecipe, learn_json_extract, learn_text_extract
 from kolmbuild.recipes.lookup import LookupRecipe, learn_lookup
 from kolmbuild.recipes.span import SpanRecipe, learn_span
 from kolmbuild.verifier.core import Verifier
 
 FORMAT = "kolm-recipes/1"
-ORDER = ("lookup", "span", "classifier")
+ORDER = ("lookup", "span", "extract", "classifier")
 
 
 class Recipe(Protocol):
@@ -35,7 +36,9 @@ class Recipe(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-_LOADERS: dict[str, Any] = {"lookup": LookupRecipe, "span": SpanRecipe, "classifier": ClassifierRecipe}
+_LOADERS: dict[str, Any] = {
+    "lookup": LookupRecipe, "span": SpanRecipe, "extract": ExtractRecipe, "classifier": ClassifierRecipe,
+}
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,13 @@ def _candidates(train: Sequence[Example], verifier: Verifier, spec: RecipesSpec,
         lk = learn_lookup(train)
         if lk is not None:
             found.append((lk, {"entries": len(lk.entries)}))
-    if "span" in spec.kinds and shape.input == "text" and shape.output == "text":
-        learned = learn_span(train, verifier.check)
+    if "span" in spec.kinds and shape.input == "text":  # span redaction, else span extraction
+        learned: tuple[Recipe, dict[str, Any]] | None = None
+        if shape.output == "text":  # whichever reproduces more training rows (redaction on ties)
+            options = [x for x in (learn_span(train, verifier.check), learn_text_extract(train, verifier.check)) if x]
+            learned = max(options, key=lambda rn: rn[1]["train_correct"], default=None)
+        elif shape.output == "json":
+            learned = learn_json_extract(train, verifier.check)
         if learned is not None:
             found.append(learned)
     if "classifier" in spec.kinds and shape.output in ("label", "text"):
