@@ -23,6 +23,7 @@ from kolmbuild.data.examples import Example
 from kolmbuild.verifier.normalize import json_key
 
 MAX_FEATURES = 2000
+MAX_ROWS = 10_000  # training rows used (the first ones), to bound memory and time
 EPOCHS = 300
 L2 = 1e-4
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -95,7 +96,7 @@ class ClassifierRecipe:
 
 
 def tfidf_matrix(texts: Sequence[str], index: dict[str, int], idf: np.ndarray) -> np.ndarray:
-    x = np.zeros((len(texts), len(index)), dtype=np.float64)
+    x = np.zeros((len(texts), len(index)), dtype=np.float32)
     for i, t in enumerate(texts):
         for f, n in Counter(features_of(t)).items():
             j = index.get(f)
@@ -167,6 +168,7 @@ def learn_classifier(train: Sequence[Example], min_accuracy: float) -> Classifie
     """None unless outputs are labels (strings) with at least two classes and ten rows."""
     if len(train) < 10 or not all(isinstance(e.output, str) for e in train):
         return None
+    train = train[:MAX_ROWS]
     labels = sorted({str(e.output) for e in train})
     if len(labels) < 2 or len(labels) > max(2, len(train) // 3):
         return None

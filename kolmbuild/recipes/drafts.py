@@ -19,6 +19,7 @@ MAX_CONTEXT = 8
 MAX_CONTINUATION = 48
 MIN_SUPPORT = 3
 MAX_ENTRIES = 2000
+MAX_OUTPUTS = 2000  # outputs read (the first ones), to bound learning time
 _SHAPE = str.maketrans("0123456789", "0000000000")
 
 
@@ -74,7 +75,7 @@ class DraftTable:
 
 
 def learn_drafts(outputs: Sequence[Any]) -> DraftTable:
-    texts = [output_text(o) for o in outputs]
+    texts = [output_text(o) for o in outputs[:MAX_OUTPUTS]]
     if len(texts) < MIN_SUPPORT:
         return DraftTable()
     start = texts[0]
