@@ -174,3 +174,25 @@ def test_phi_redactor_compiles_to_a_recipe_only_artifact_that_generalizes(tmp_pa
     got = [p.output for p in predictor.predict_batch([r["input"] for r in fresh])]
     assert got == [r["output"] for r in fresh]
     assert {p.route for p in predictor.predict_batch([fresh[0]["input"]])} == {"recipe"}
+
+
+def test_a_bad_examples_file_stops_the_build_with_exit_2(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    write(root / "kolmfile.yaml", """
+        version: 1
+        pipeline: [ingest]
+        defaults:
+          backend: local-cpu
+        targets:
+          t:
+            task: t
+    """)
+    write(root / "conf/task/t.yaml", "name: t\nexamples: data/train.jsonl\n")
+    write(root / "data/train.jsonl", '{"input": "a", "output": "b"}\n{"input": "c", "output": 7}\n{"input": "a", "output": "b"}\n')
+    from kolmbuild.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["-C", str(root)])
+    assert res.exit_code == 2
+    assert "train.jsonl:2: 'output' must be a string" in res.output
+    assert "train.jsonl:3: duplicate input (first seen on line 1)" in res.output
+    assert "Traceback" not in res.output
