@@ -218,7 +218,7 @@ def require_axolotl() -> None:
 def run_axolotl(config: dict[str, Any], config_path: Path) -> None:
     """Write ``config`` as YAML and run ``python -m axolotl.cli.train`` on it (telemetry off)."""
     require_axolotl()
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     tmp = config_path.with_name(config_path.name + ".part")
     tmp.write_text(yaml.safe_dump(config, sort_keys=True))

@@ -88,11 +88,11 @@ def load_base(base: BaseModel, device: str = "cpu") -> LoadedBase:
     else:
         raise UserInputError(f"task.base.name: base {base.name!r} has neither a GGUF file nor a model folder")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)  # type: ignore[no-untyped-call]
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:
         raise UserInputError(f"task.base.name: cannot load base {base.name!r} for training: {exc}") from exc
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers' wrapped .to() is mistyped
     return LoadedBase(base, model, tokenizer, device)
 
 

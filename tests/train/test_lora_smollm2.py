@@ -15,10 +15,10 @@ import torch
 from kolmbuild.config.models import BaseModelSpec, ShapeSpec, TrainSpec
 from kolmbuild.models import resolve_base
 from kolmbuild.runtime.prompt import build_messages
+from kolmbuild.train.checkpoint import load_checkpoint
 from kolmbuild.train.encoding import encode_examples, encode_pairs
 from kolmbuild.train.export_gguf import arch_of, export_lora_gguf
 from kolmbuild.train.settings import settings_from_spec
-from kolmbuild.train.checkpoint import load_checkpoint
 from kolmbuild.train.trainer import LoadedBase, TrainData, load_base, run_fingerprint, train_lora
 
 from .conftest import COLOURS, DESCRIPTION, MakeCtx
@@ -41,11 +41,26 @@ def colours(loaded: LoadedBase) -> TrainData:
     return TrainData(tuple(encode_examples(loaded.tokenizer, DESCRIPTION, SHAPE, COLOURS, 256)))
 
 
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def start(self, description: str, total: float | None = None) -> None:
+        self.events.append(("start", total))
+
+    def advance(self, amount: float = 1.0, **fields: Any) -> None:
+        self.events.append(("advance", fields.get("loss")))
+
+    def log(self, message: str) -> None:
+        self.events.append(("log", message))
+
+
 @pytest.fixture(scope="module")
-def trained(loaded: LoadedBase, colours: TrainData, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+def trained(loaded: LoadedBase, colours: TrainData, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, RecordingProgress]:
     out = tmp_path_factory.mktemp("adapter")
     settings = settings_from_spec(TrainSpec(max_steps=4, lr=2e-3, batch_size=4, seed=1))
-    return train_lora(loaded, colours, settings, out), out
+    progress = RecordingProgress()
+    return train_lora(loaded, colours, settings, out, progress=progress), out, progress
 
 
 def _greedy(gguf: Path, lora: Path | None, text: str) -> str:
@@ -57,18 +72,19 @@ def _greedy(gguf: Path, lora: Path | None, text: str) -> str:
     return str(out["choices"][0]["message"]["content"])
 
 
-def test_loss_falls_and_the_record_is_complete(trained: tuple[Any, Path]) -> None:
-    result, out = trained
+def test_loss_falls_and_the_record_is_complete(trained: tuple[Any, Path, RecordingProgress]) -> None:
+    result, out, progress = trained
     assert result.steps == 4 and len(result.losses) == 4 and result.resumed_from == 0
     assert result.losses[-1] < 0.6 * result.losses[0], result.losses
     assert result.final_loss == result.losses[-1]
+    assert progress.events == [("start", 4)] + [("advance", loss) for loss in result.losses]  # a bar with the loss
     assert result.trainable_params == 30 * (8 * (576 + 576) + 8 * (576 + 192))  # r=8 on q_proj and v_proj
     assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "smollm2" and config["target_modules"] == ["q_proj", "v_proj"]
 
 
-def test_the_adapter_loads_in_plain_peft(loaded: LoadedBase, trained: tuple[Any, Path]) -> None:
+def test_the_adapter_loads_in_plain_peft(loaded: LoadedBase, trained: tuple[Any, Path, RecordingProgress]) -> None:
     from peft import PeftModel
 
     ids = torch.tensor([loaded.tokenizer("red")["input_ids"]])
@@ -85,7 +101,7 @@ def test_the_adapter_loads_in_plain_peft(loaded: LoadedBase, trained: tuple[Any,
         assert torch.allclose(loaded.model(ids).logits, base_logits)  # the base is clean again
 
 
-def test_gguf_adapter_changes_llama_cpp_output(loaded: LoadedBase, trained: tuple[Any, Path], tmp_path: Path) -> None:
+def test_gguf_adapter_changes_llama_cpp_output(loaded: LoadedBase, trained: tuple[Any, Path, Any], tmp_path: Path) -> None:
     gguf = loaded.base.gguf_path
     assert gguf is not None
     adapter = tmp_path / "adapter.gguf"

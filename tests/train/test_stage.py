@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from kolmbuild.config.models import BaseModelSpec
 from kolmbuild.errors import BuildFailed, ComputeError, ConfigError, UserInputError
 from kolmbuild.models import resolve_base
-from kolmbuild.config.models import BaseModelSpec
 from kolmbuild.stages import train as stage
 
 from .conftest import MakeCtx
