@@ -48,10 +48,27 @@ class RecipeDraft(LlamaDraftModel):
         table = self._table
         if table is None or self._llm is None or len(input_ids) <= self._prompt_len:
             return _EMPTY
-        generated = self._llm.detokenize(input_ids[self._prompt_len :].tolist()).decode("utf-8", errors="ignore")
-        proposal = table.propose(generated)
+        generated = input_ids[self._prompt_len :].tolist()
+        text = self._llm.detokenize(generated).decode("utf-8", errors="ignore")
+        proposal = table.propose(text)
         if not proposal:
             return _EMPTY
-        tokens = self._llm.tokenize(proposal.encode("utf-8"), add_bos=False, special=False)[: self.max_tokens]
+        tokens = self._continuation(generated, text, proposal)[: self.max_tokens]
         self.proposed_total += len(tokens)
-        return np.asarray(tokens, dtype=np.intc)
+        return np.asarray(tokens, dtype=np.intc) if tokens else _EMPTY
+
+    def _continuation(self, generated: list[int], text: str, proposal: str) -> list[int]:
+        """The proposal as the tokens the model would write next.
+
+        BPE merges across the boundary ('": "' + 'S' may be one token fewer than apart), so the
+        text written so far plus the proposal is tokenized together over a short window; when that
+        reproduces the last generated tokens, what follows them is the draft. Otherwise the proposal
+        is tokenized alone."""
+        tokenize = self._llm.tokenize
+        window = generated[-4:]
+        tail = self._llm.detokenize(window).decode("utf-8", errors="ignore")
+        if tail and text.endswith(tail):
+            joint = tokenize((tail + proposal).encode("utf-8"), add_bos=False, special=False)
+            if joint[: len(window)] == window:
+                return list(joint[len(window) :])
+        return list(tokenize(proposal.encode("utf-8"), add_bos=False, special=False))
