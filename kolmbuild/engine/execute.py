@@ -97,7 +97,12 @@ def run_stage(
         )
         started = time.perf_counter()
         try:
-            if rule.spec.action:
+            backend = planner.composed.config.backend
+            if rule.spec.remote and backend.kind != "local":  # the stage runs on the rented/remote machine
+                from kolmbuild.compute.stage_remote import run_remote
+
+                result = run_remote(ctx, rule.spec, planner.composed.config, work / "remote")
+            elif rule.spec.action:
                 result = resolve_action(rule.spec.action, planner.root)(ctx) or StageResult()
             else:
                 result = run_shell(rule.spec.shell or "", ctx)

@@ -4,7 +4,8 @@ A rule names its config ``reads`` (dotted paths, part of the stage key), its ``i
 paths whose values are files or folders, hashed into the key), the stages it comes ``after`` (their
 output CIDs are in the key: early cutoff), its ``outputs`` (``name?`` marks an optional one), an
 ``env`` list of variables fingerprinted into the key, and either a Python ``action``
-(``module:function``) or a ``shell`` command. Built-in rules ship with kolmbuild; a project's
+(``module:function``) or a ``shell`` command. ``remote: true`` lets the stage run on the target's
+compute backend when that backend is not a local one. Built-in rules ship with kolmbuild; a project's
 ``rules/`` folder adds rules or replaces built-in ones by name.
 """
 
@@ -36,6 +37,7 @@ class RuleSpec(BaseModel):
     install: str | None = None  # an output copied to the target's `out` path when the build ends
     action: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     shell: str | None = None
+    remote: bool = False  # run on the target's backend when it is not local (kolmbuild.compute.stage_remote)
 
     @model_validator(mode="after")
     def _one_action(self) -> RuleSpec:

@@ -1,0 +1,260 @@
+"""Run one build stage on the target's compute backend instead of in this process.
+
+The engine hands a stage here when its rule says ``remote: true`` and the target's backend is not a
+local one. The stage's inputs, upstream outputs and (when the action is a project-local module) that
+module go into ``stage.tar``; its params, receipts, non-secret ``env`` values and the archive's
+sha256 into ``stage.json``. Both ship through the backend's adapter, the same rent flow as
+``kolmbuild compute rent`` (remote-ssh: your host; vast/lambda/runpod: provision, wait for SSH,
+upload, run, download, release in ``finally`` with the ledger written first), and the far side runs
+``python3 -m kolmbuild.compute.stage_runner stage.json``. Progress lines stream back into the
+stage's Progress; the declared outputs come back into ``ctx.outdir``; the stage's metrics get a
+``compute`` record (backend, host or instance id: no durations, so metrics stay deterministic).
+
+Serverless backends (together, replicate, fal, modal) run their own training jobs, not arbitrary
+stages: a remote stage on one of them is refused with a ComputeError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kolmbuild.compute import stage_runner as wire
+from kolmbuild.config.models import BackendSpec, TargetConfig
+from kolmbuild.engine.rules import RuleSpec
+from kolmbuild.engine.stage import Progress, StageContext, StageResult
+from kolmbuild.errors import BuildFailed, ComputeError, UserInputError
+
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL")
+TAIL_LINES = 8
+
+
+class NotConfirmed(UserInputError):
+    """A build would rent paid compute without a budget to consent to it (exit 2, nothing rented)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    description: Path
+    archive: Path
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(w in upper for w in _SECRET_WORDS)
+
+
+def _project_module(action: str | None, project_root: Path) -> Path | None:
+    """The file or top-level package of a project-local action (kolmbuild's own are installed there)."""
+    if not action:
+        return None
+    module = action.split(":")[0]
+    top = module.split(".")[0]
+    if top == "kolmbuild":
+        return None
+    as_path = project_root / module.replace(".", "/")
+    if not (as_path.with_suffix(".py").is_file() or (as_path / "__init__.py").is_file()):
+        return None
+    return project_root / top if "." in module else as_path.with_suffix(".py")
+
+
+def _no_pycache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "__pycache__" in info.name.split("/") else info
+
+
+def forwarded_env(names: list[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The rule's ``env`` values the far side sees; secrets (keys, tokens) never leave this machine."""
+    return {n: environ[n] for n in names if n in environ and not is_secret_name(n)}
+
+
+def _check_no_secret_values(text: str, environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if is_secret_name(name) and len(value) >= 8 and value in text:
+            raise ComputeError(f"refusing to ship the stage: its description would carry the value of {name}")
+
+
+def make_bundle(ctx: StageContext, spec: RuleSpec, backend: str, dest: Path,
+                environ: Mapping[str, str]) -> Bundle:
+    """Write ``stage.tar`` and ``stage.json`` for ``ctx`` into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / wire.ARCHIVE
+    inputs: dict[str, str | None] = {}
+    upstream: dict[str, dict[str, str]] = {}
+    with tarfile.open(archive, "w", dereference=True, format=tarfile.PAX_FORMAT) as tar:
+        for dotted, path in sorted(ctx.inputs.items()):
+            if path is None or not path.exists():
+                inputs[dotted] = None
+                continue
+            rel = f"inputs/{dotted}/{path.name}"
+            tar.add(path, arcname=rel, filter=_no_pycache)
+            inputs[dotted] = rel
+        for stage, outs in sorted(ctx.upstream.items()):
+            upstream[stage] = {}
+            for name, path in sorted(outs.items()):
+                rel = f"upstream/{stage}/{name}"
+                tar.add(path.resolve(), arcname=rel)
+                upstream[stage][name] = rel
+        module = _project_module(spec.action, ctx.project_dir)
+        if module is not None:
+            tar.add(module, arcname=f"project/{module.name}", filter=_no_pycache)
+    description = {
+        "format": wire.BUNDLE_FORMAT, "target": ctx.target, "stage": ctx.stage, "key": ctx.key,
+        "backend": backend, "action": spec.action, "shell": spec.shell, "outputs": list(spec.outputs),
+        "params": dict(ctx.params), "inputs": inputs, "upstream": upstream,
+        "receipts": {name: r.to_json() for name, r in sorted(ctx.receipts.items())},
+        "env": forwarded_env(list(spec.env), environ),
+        "archive": {"name": wire.ARCHIVE, "sha256": wire.sha256_file(archive)},
+    }
+    text = json.dumps(description, sort_keys=True, indent=1) + "\n"
+    _check_no_secret_values(text, environ)
+    desc = dest / wire.DESCRIPTION
+    desc.write_text(text, encoding="utf-8")
+    return Bundle(desc, archive)
+
+
+class RemoteLines:
+    """Turns the far side's output into Progress calls and keeps the tail of its ordinary lines."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tail: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        call = wire.parse_progress(line)
+        if call is None:
+            if line.strip() and not line.startswith(wire.RUNNER_PREFIX):
+                self.tail.append(line)
+                del self.tail[:-TAIL_LINES]
+                self.progress.log(line)
+            return
+        op = call["op"]
+        if op == "start":
+            total = call.get("total")
+            self.progress.start(str(call.get("description", "")),
+                                total=float(total) if isinstance(total, (int, float)) else None)
+        elif op == "advance":
+            fields = call.get("fields") if isinstance(call.get("fields"), dict) else {}
+            amount = call.get("amount")
+            self.progress.advance(float(amount) if isinstance(amount, (int, float)) else 1.0, **fields)
+        else:
+            self.progress.log(str(call.get("message", "")))
+
+
+def ssh_host(adapter: Any, environ: Mapping[str, str]) -> str | None:
+    """``host:port`` of a remote-ssh backend (the user name is left out); None for other adapters."""
+    from kolmbuild.compute.adapters.direct import RemoteSSHAdapter
+    from kolmbuild.compute.transport import SSHTarget
+
+    if not isinstance(adapter, RemoteSSHAdapter):
+        return None
+    t = SSHTarget.parse(environ.get("KOLM_REMOTE_HOST", ""))
+    return f"{t.host}:{t.port}"
+
+
+def compute_record(spec: BackendSpec, result: Any, host: str | None, ledger_detail: Mapping[str, Any]
+                   ) -> dict[str, Any]:
+    """What goes under ``metrics["compute"]``: where it ran, never how long (metrics stay deterministic)."""
+    record: dict[str, Any] = {"backend": spec.name, "kind": spec.kind, "ran": "remote"}
+    if host is not None:
+        record["host"] = host
+    if result.instance_id is not None:
+        record["instance_id"] = str(result.instance_id)
+        record["run_id"] = result.run_id
+        for k in ("offer_id", "image", "ssh_host"):
+            if k in ledger_detail:
+                record["host" if k == "ssh_host" else k] = str(ledger_detail[k])
+    return record
+
+
+def _consent(spec: BackendSpec, config: TargetConfig, cost_usd: float, stage: str) -> None:
+    """A build asks nothing mid-run: paid compute needs a budget (the build already held the quote to it)."""
+    if cost_usd > 0 and config.budget.usd is None:
+        raise NotConfirmed(
+            f"refused: stage {stage!r} would rent {spec.name} (estimate ${cost_usd:.2f}) and the target has no budget",
+            hint="set budget.usd in the kolmfile or pass --budget USD: the build rents paid compute only under a cap",
+        )
+
+
+def _check_adapter(adapter: Any, spec: BackendSpec) -> None:
+    from kolmbuild.compute.adapters.base import ProvisionedAdapter
+    from kolmbuild.compute.adapters.direct import DirectAdapter
+
+    if not isinstance(adapter, (DirectAdapter, ProvisionedAdapter)):
+        raise ComputeError(
+            f"backend {spec.name!r} ({spec.kind}) runs its provider's own training jobs, not kolmbuild stages",
+            hint="run remote stages on remote-ssh or a rented machine (vast, lambda, runpod), or a local backend",
+        )
+
+
+def collect_outputs(spec: RuleSpec, remote_out: Path, outdir: Path) -> None:
+    """Move the declared outputs the far side wrote into the stage's outdir (nothing else comes in)."""
+    for raw in spec.outputs:
+        name = raw.rstrip("?")
+        src = remote_out / name
+        if src.is_file() and not src.is_symlink():
+            shutil.move(str(src), outdir / name)
+
+
+def _remote_error(staging: Path, run_id: str) -> str:
+    try:
+        doc = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))
+        err = doc["error"]
+        where = f" (at {err['where']})" if err.get("where") else ""
+        return f"{err['type']}: {err['message']}{where}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no result.json came back"
+
+
+def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging: Path,
+               environ: Mapping[str, str] | None = None) -> StageResult:
+    """Run the stage on ``config.backend``; return its result with the compute record merged in."""
+    from kolmbuild.compute.adapters import adapter_for
+    from kolmbuild.compute.job import job_from_task
+    from kolmbuild.compute.ledger import new_run_id
+    from kolmbuild.compute.registry import extra
+    from kolmbuild.compute.rent import refuse_over_budget, run_rental
+
+    env = os.environ if environ is None else environ
+    backend = config.backend
+    staging.mkdir(parents=True, exist_ok=True)
+    adapter = adapter_for(backend, workdir=staging, environ=env)
+    _check_adapter(adapter, backend)
+    job = job_from_task(config.task, ctx.project_dir, name=ctx.target)
+    q = adapter.quote(job)
+    refuse_over_budget(q, config.budget.usd)  # no provider call yet
+    _consent(backend, config, q.cost_usd, ctx.stage)
+    if backend.auth:
+        adapter.token()  # credentials (or KOLM_REMOTE_HOST) present, still no provider call
+    host = ssh_host(adapter, env)
+    bundle = make_bundle(ctx, spec, backend.name, staging / "bundle", env)
+    python = str(extra(backend, "python", "python3"))
+    run_id = new_run_id()
+    shipped = job.with_payload((python, "-m", "kolmbuild.compute.stage_runner", wire.DESCRIPTION),
+                               (bundle.description, bundle.archive), (wire.OUT_DIR, wire.RESULT))
+    lines = RemoteLines(ctx.progress)
+    ctx.progress.log(f"{ctx.stage}: running on {backend.name} (run {run_id})")
+    result = run_rental(adapter, shipped, lines, run_id=run_id, estimate_usd=q.cost_usd)
+    if result.exit_code != 0:
+        tail = " | ".join(lines.tail[-5:])
+        raise BuildFailed(
+            f"stage {ctx.stage!r} of target {ctx.target!r} failed on {backend.name}: "
+            f"{_remote_error(staging, run_id)} (exit {result.exit_code})" + (f"; remote output: {tail}" if tail else ""))
+    try:
+        doc = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))
+        metrics = dict(doc["metrics"])
+        summary = str(doc.get("summary") or "")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildFailed(f"stage {ctx.stage!r} of target {ctx.target!r}: {backend.name} sent back no "
+                          f"readable {wire.RESULT} ({type(exc).__name__})") from exc
+    collect_outputs(spec, staging / run_id / wire.OUT_DIR, ctx.outdir)
+    rental = adapter.ledger.get(run_id) if result.instance_id is not None else None
+    record = compute_record(backend, result, host, rental.detail if rental else {})
+    prior = metrics.get("compute")
+    metrics["compute"] = {**(prior if isinstance(prior, dict) else {}), **record}
+    return StageResult(metrics=metrics, summary=summary)
