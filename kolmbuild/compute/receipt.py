@@ -65,7 +65,7 @@ def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> di
         "provenance": {
             "picker_version": PICKER_VERSION, "registry_schema": REGISTRY_SCHEMA, "slack": SLACK,
             # reported by a stage that rented a machine (ids and image digests, never credentials)
-            **{k: str(reported[k]) for k in ("instance_id", "offer_id", "image", "image_digest", "run_id")
+            **{k: str(reported[k]) for k in ("instance_id", "offer_id", "image", "image_digest", "run_id", "host")
                if k in reported},
         },
     }

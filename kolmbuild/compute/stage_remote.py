@@ -139,7 +139,8 @@ class RemoteLines:
             self.progress.start(str(call.get("description", "")),
                                 total=float(total) if isinstance(total, (int, float)) else None)
         elif op == "advance":
-            fields = call.get("fields") if isinstance(call.get("fields"), dict) else {}
+            raw = call.get("fields")
+            fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
             amount = call.get("amount")
             self.progress.advance(float(amount) if isinstance(amount, (int, float)) else 1.0, **fields)
         else:
@@ -201,14 +202,14 @@ def collect_outputs(spec: RuleSpec, remote_out: Path, outdir: Path) -> None:
             shutil.move(str(src), outdir / name)
 
 
-def _remote_error(staging: Path, run_id: str) -> str:
+def _remote_error(staging: Path, run_id: str, exit_code: int) -> str:
+    """``Type: message (exit N, at file.py:LINE in fn)`` from the far side's result.json."""
     try:
-        doc = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))
-        err = doc["error"]
-        where = f" (at {err['where']})" if err.get("where") else ""
-        return f"{err['type']}: {err['message']}{where}"
+        err = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))["error"]
+        text, where = f"{err['type']}: {err['message']}", err.get("where")
     except (OSError, ValueError, KeyError, TypeError):
-        return "no result.json came back"
+        text, where = "no result.json came back", None
+    return f"{text} (exit {exit_code}{f', at {where}' if where else ''})"
 
 
 def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging: Path,
@@ -244,7 +245,7 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
         tail = " | ".join(lines.tail[-5:])
         raise BuildFailed(
             f"stage {ctx.stage!r} of target {ctx.target!r} failed on {backend.name}: "
-            f"{_remote_error(staging, run_id)} (exit {result.exit_code})" + (f"; remote output: {tail}" if tail else ""))
+            f"{_remote_error(staging, run_id, result.exit_code)}" + (f"; remote output: {tail}" if tail else ""))
     try:
         doc = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))
         metrics = dict(doc["metrics"])

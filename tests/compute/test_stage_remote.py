@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 import signal
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +394,18 @@ def test_progress_lines_round_trip(tmp_path):
     assert rec.calls == [("start", "train", 3.0), ("advance", 2.0, {"loss": 0.5}), ("log", "hi"),
                          ("log", "plain output"), ("log", wire.PROGRESS_PREFIX + "{not json")]
     assert lines.tail == ["plain output", wire.PROGRESS_PREFIX + "{not json"]
+
+
+def test_compute_block_carries_where_the_train_stage_ran():
+    from kolmbuild.compute import compute_block
+    from kolmbuild.engine.stage import StageReceipt
+    from kolmbuild.resources import builtin_dir
+
+    spec = yaml.safe_load((builtin_dir("conf") / "backend" / "vast.yaml").read_text())
+    record = {"backend": "vast", "kind": "cloud-marketplace", "ran": "remote", "instance_id": "1000",
+              "run_id": "kolm-x", "offer_id": "5551", "host": "127.0.0.1"}
+    train = StageReceipt(stage="train", version=1, key="k", outputs={}, metrics={"trained": False, "compute": record})
+    block = compute_block(spec, {"train": train})
+    assert {k: block["provenance"][k] for k in ("instance_id", "run_id", "offer_id", "host")} == {
+        "instance_id": "1000", "run_id": "kolm-x", "offer_id": "5551", "host": "127.0.0.1"}
+    assert block == compute_block(spec, {"train": train})  # deterministic
