@@ -236,7 +236,9 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
     bundle = make_bundle(ctx, spec, backend.name, staging / "bundle", env)
     python = str(extra(backend, "python", "python3"))
     run_id = new_run_id()
-    shipped = job.with_payload((python, "-m", "kolmbuild.compute.stage_runner", wire.DESCRIPTION),
+    over_ssh = host is not None or (adapter.provisioned and str(extra(backend, "transport", "ssh")) != "local")
+    command = (python, "-m", "kolmbuild.compute.stage_runner", *(["--hangup"] if over_ssh else []), wire.DESCRIPTION)
+    shipped = job.with_payload(command,
                                (bundle.description, bundle.archive), (wire.OUT_DIR, wire.RESULT))
     lines = RemoteLines(ctx.progress)
     ctx.progress.log(f"{ctx.stage}: running on {backend.name} (run {run_id})")

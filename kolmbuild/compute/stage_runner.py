@@ -9,6 +9,9 @@ its own Progress. It writes ``result.json`` (metrics and summary, or the error) 
 when the stage failed (one line on stderr, the traceback in ``result.json``), or 2 when the bundle
 itself is bad.
 
+With ``--hangup`` (given over SSH) it kills its process group when its stdin closes, i.e. when the
+caller's connection goes away, so an interrupted build leaves nothing running on the host.
+
 Needs kolmbuild importable by the interpreter that runs it (``python:`` in the backend's conf).
 """
 
@@ -17,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import tarfile
+import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -195,11 +200,38 @@ def run_bundle(desc_path: Path, stdout: TextIO) -> int:
     return 0
 
 
+def hang_up_with_stdin(fd: int) -> threading.Thread:
+    """Kill this process group when file descriptor ``fd`` (stdin) closes: over SSH that is the caller
+    going away (Ctrl+C, a killed build, a dropped network), and a stage must not run on unwatched.
+    Raw ``os.read``: a daemon thread blocked in a buffered read would abort interpreter shutdown."""
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    try:
+        os.setsid()  # our own group, so children (shell rules, data loaders) go too
+    except OSError:
+        pass  # already a session leader (sshd makes one per session)
+    thread = threading.Thread(target=watch, name="kolm-hangup", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: python3 -m kolmbuild.compute.stage_runner stage.json\n")
+    args = argv[1:]
+    hangup = "--hangup" in args
+    args = [a for a in args if a != "--hangup"]
+    if len(args) != 1:
+        sys.stderr.write(f"usage: python3 -m kolmbuild.compute.stage_runner [--hangup] {DESCRIPTION}\n")
         return EXIT_BAD_BUNDLE
-    return run_bundle(Path(argv[1]), sys.stdout)
+    if hangup:
+        hang_up_with_stdin(sys.stdin.fileno())
+    return run_bundle(Path(args[0]), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def heavy(ctx):
         print("about to fail", flush=True)
         raise RuntimeError("boom from the far side")
     if mode == "slow":
-        Path(os.environ["REMOTE_LOG"]).with_name("slow.flag").touch()
+        Path(os.environ["REMOTE_LOG"]).with_name("slow.flag").write_text(str(os.getpid()))
         time.sleep(60)
     ctx.progress.start("heavy work", total=len(rows))
     out = []
@@ -218,6 +218,40 @@ def test_cli_failure_without_json_prints_no_traceback(proj, monkeypatch, sshd):
     assert "boom from the far side" in r.output and "Traceback" not in r.output
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_killed_build_leaves_nothing_running_on_the_ssh_host(proj, log, sshd):
+    """SIGTERM to a real `kolmbuild build`: the far side's stage runner goes when the connection does."""
+    import subprocess
+
+    env = {**os.environ, **sshd.env()}
+    proc = subprocess.Popen([sys.executable, "-m", "kolmbuild", "-C", str(proj.root), "build", "backend=remote-ssh",
+                             "task.description=slow"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    flag = log.with_name("slow.flag")
+    deadline = time.monotonic() + 60
+    while not flag.exists() or not flag.read_text():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the remote stage never started"
+        time.sleep(0.05)
+    remote_pid = int(flag.read_text())
+    assert _alive(remote_pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    deadline = time.monotonic() + 10
+    while _alive(remote_pid):
+        assert time.monotonic() < deadline, "the stage kept running on the host after the build was killed"
+        time.sleep(0.05)
+    assert proj.cache_leftovers() == []
+
+
 def test_missing_remote_host_is_a_user_error_before_anything_runs(proj):
     r = proj.build("backend=remote-ssh")
     assert r.exit_code == 2 and "KOLM_REMOTE_HOST" in r.output
@@ -278,7 +312,7 @@ def test_vast_stage_killed_build_releases_the_instance(proj, monkeypatch, log, _
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         flag = log.with_name("slow.flag")
         deadline = time.monotonic() + 60
-        while not flag.exists():
+        while not flag.exists() or not flag.read_text():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the remote stage never started"
             time.sleep(0.05)
