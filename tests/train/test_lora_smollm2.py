@@ -216,3 +216,27 @@ def test_stage_end_to_end(loaded: LoadedBase, make_ctx: MakeCtx, monkeypatch: py
     assert (record["steps"], record["seed"], record["device"], record["examples"]) == (1, 0, "cpu", 4)
     assert record["trainable_params"] == 460800 and isinstance(record["final_loss"], float)
     assert records[0] == records[1] and ggufs[0] == ggufs[1]
+
+
+def test_a_local_hf_folder_base_trains_and_exports(loaded: LoadedBase, tmp_path: Path) -> None:
+    """A base given as a Hugging Face folder: a tiny random llama with SmolLM2's tokenizer (and chat
+    template) trains through the same path; its GGUF LoRA takes the architecture from config.json."""
+    import gguf
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path / "tiny-llama"
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(loaded.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    base = resolve_base(BaseModelSpec(name="tiny-llama"), base_dir=tmp_path)
+    assert base.hf_dir == folder and base.gguf_path is None
+    tiny = load_base(base, "cpu")
+    data = TrainData(tuple(encode_examples(tiny.tokenizer, DESCRIPTION, SHAPE, COLOURS, 256)))
+    result = train_lora(tiny, data, settings_from_spec(TrainSpec(max_steps=3, lr=1e-2, batch_size=4)), tmp_path / "a")
+    assert result.losses[-1] < result.losses[0]
+    assert export_lora_gguf(tmp_path / "a", arch_of(base), tmp_path / "a.gguf") == 4  # 2 layers x (q, v)
+    reader = gguf.GGUFReader(tmp_path / "a.gguf")
+    assert reader.fields["general.architecture"].contents() == "llama"
+    assert list(reader.tensors[0].shape) == [32, 8]  # blk.0.attn_q.weight.lora_a: ne = [in, r]
