@@ -218,6 +218,29 @@ def test_cli_failure_without_json_prints_no_traceback(proj, monkeypatch, sshd):
     assert "boom from the far side" in r.output and "Traceback" not in r.output
 
 
+def _slow_build(proj: StageProject, log: Path, env: dict[str, str], *args: str) -> tuple[Any, int]:
+    """A real `kolmbuild build` subprocess, returned once its remote stage runs (with that stage's pid)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "kolmbuild", "-C", str(proj.root), "build", *args,
+                             "task.description=slow"], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    flag = log.with_name("slow.flag")
+    deadline = time.monotonic() + 60
+    while not flag.exists() or not flag.read_text():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the remote stage never started"
+        time.sleep(0.05)
+    return proc, int(flag.read_text())
+
+
+def _terminate(proc: Any) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    return str(err)
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -228,23 +251,9 @@ def _alive(pid: int) -> bool:
 
 def test_killed_build_leaves_nothing_running_on_the_ssh_host(proj, log, sshd):
     """SIGTERM to a real `kolmbuild build`: the far side's stage runner goes when the connection does."""
-    import subprocess
-
-    env = {**os.environ, **sshd.env()}
-    proc = subprocess.Popen([sys.executable, "-m", "kolmbuild", "-C", str(proj.root), "build", "backend=remote-ssh",
-                             "task.description=slow"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    flag = log.with_name("slow.flag")
-    deadline = time.monotonic() + 60
-    while not flag.exists() or not flag.read_text():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the remote stage never started"
-        time.sleep(0.05)
-    remote_pid = int(flag.read_text())
+    proc, remote_pid = _slow_build(proj, log, sshd.env(), "backend=remote-ssh")
     assert _alive(remote_pid)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    _terminate(proc)
     deadline = time.monotonic() + 10
     while _alive(remote_pid):
         assert time.monotonic() < deadline, "the stage kept running on the host after the build was killed"
@@ -302,24 +311,11 @@ def test_vast_stage_crash_releases_the_instance(proj, monkeypatch, _state_dir):
 
 def test_vast_stage_killed_build_releases_the_instance(proj, monkeypatch, log, _state_dir):
     """SIGTERM to a real `kolmbuild build` while the stage runs on the rented machine."""
-    import subprocess
-
     with FakeVast() as fake:
         _point_vast(proj, fake, None)
-        env = {**os.environ, "KOLM_VAST_TOKEN": fake.token}
-        proc = subprocess.Popen([sys.executable, "-m", "kolmbuild", "-C", str(proj.root), "build", "backend=vast",
-                                 "--budget", "5", "task.description=slow"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        flag = log.with_name("slow.flag")
-        deadline = time.monotonic() + 60
-        while not flag.exists() or not flag.read_text():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the remote stage never started"
-            time.sleep(0.05)
+        proc, _ = _slow_build(proj, log, {"KOLM_VAST_TOKEN": fake.token}, "backend=vast", "--budget", "5")
         assert fake.live() == 1
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 128 + signal.SIGTERM, err
+        err = _terminate(proc)
         assert "released" in err and fake.live() == 0
         assert [r["state"] for r in json.loads((_state_dir / "rentals.json").read_text())["rentals"].values()] \
             == ["released"]
