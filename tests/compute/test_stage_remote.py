@@ -261,6 +261,21 @@ def test_killed_build_leaves_nothing_running_on_the_ssh_host(proj, log, sshd):
     assert proj.cache_leftovers() == []
 
 
+def test_shell_rule_runs_remotely_too(proj, monkeypatch, sshd):
+    _ssh_env(monkeypatch, sshd)
+    proj.yaml("rules/count.yaml", {
+        "name": "count", "version": 1, "after": ["prep"], "outputs": ["count.txt", "where.txt"], "remote": True,
+        "shell": 'wc -l < "$KOLM_UP_PREP_ROWS_JSONL" > "$KOLM_OUT/count.txt"; '
+                 'echo "$KOLM_REMOTE_STAGE" > "$KOLM_OUT/where.txt"'})
+    proj.yaml("kolmfile.yaml", {"version": 1, "pipeline": ["count"], "defaults": {"backend": "local-cpu"},
+                                "targets": {"demo": {"task": "demo"}}})
+    assert _ok(proj.build("backend=remote-ssh"))["ran"] == ["prep", "count"]
+    outputs = proj.records("backend=remote-ssh")["count"][1]
+    objects = proj.root / "cache" / "objects"
+    assert (objects / outputs["count.txt"][-2:] / outputs["count.txt"]).read_text().strip() == "20"
+    assert (objects / outputs["where.txt"][-2:] / outputs["where.txt"]).read_text() == "remote-ssh\n"
+
+
 def test_missing_remote_host_is_a_user_error_before_anything_runs(proj):
     r = proj.build("backend=remote-ssh")
     assert r.exit_code == 2 and "KOLM_REMOTE_HOST" in r.output
