@@ -276,6 +276,26 @@ def test_shell_rule_runs_remotely_too(proj, monkeypatch, sshd):
     assert (objects / outputs["where.txt"][-2:] / outputs["where.txt"]).read_text() == "remote-ssh\n"
 
 
+def test_real_pipeline_runs_train_on_the_host_and_signs_where(project, monkeypatch, sshd):
+    """The built-in pipeline over remote-ssh: train (remote: true) goes through the bundle and the far
+    side's stage runner; the signed manifest's compute block names the host."""
+    import zipfile
+
+    _ssh_env(monkeypatch, sshd)
+    project.override_backend("remote-ssh", python=sys.executable)
+    r = project.invoke("build", "backend=remote-ssh", "--json")
+    doc = _ok(r)
+    assert doc["status"] == "built" and "train" in doc["ran"], r.output
+    with zipfile.ZipFile(project.root / doc["artifact"]) as z:
+        manifest = json.loads(z.read("manifest.json"))
+    train = next(r for r in manifest["receipts"] if r["stage"] == "train")
+    assert train["metrics"]["compute"] == {"backend": "remote-ssh", "kind": "self-hosted", "ran": "remote",
+                                           "host": f"127.0.0.1:{sshd.port}"}
+    assert "compute" not in next(r for r in manifest["receipts"] if r["stage"] == "distill")["metrics"]
+    assert manifest["compute"]["backend"] == "remote-ssh"
+    assert manifest["compute"]["provenance"]["host"] == f"127.0.0.1:{sshd.port}"
+
+
 def test_missing_remote_host_is_a_user_error_before_anything_runs(proj):
     r = proj.build("backend=remote-ssh")
     assert r.exit_code == 2 and "KOLM_REMOTE_HOST" in r.output
