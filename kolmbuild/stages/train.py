@@ -26,8 +26,8 @@ from kolmbuild.errors import ComputeError, ConfigError, UserInputError
 from kolmbuild.hashing.jcs import canonical_json
 from kolmbuild.models import BaseModelError, resolve_base
 from kolmbuild.models.gguf_info import read_gguf_info
-from kolmbuild.models.resolve import file_sha256
 from kolmbuild.models.quantize import decide_quantization, quantize_gguf
+from kolmbuild.models.resolve import file_sha256
 from kolmbuild.train.decision import decide
 from kolmbuild.train.settings import TrainSettings, settings_from_spec
 
@@ -78,14 +78,28 @@ def _pairs(ctx: StageContext, settings: TrainSettings) -> list[tuple[Any, Any, A
     return [(r["input"], r["chosen"], r["rejected"]) for r in read_jsonl(path) if r.get("chosen") != r.get("rejected")]
 
 
-def _device(backend: Mapping[str, Any]) -> str:
+def _device(backend: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[str, bool]:
+    """(torch device kind, whether axolotl is required) for the backend this stage runs under.
+
+    A local backend names its device (local-cuda means axolotl). A remote backend's train stage
+    runs on its machine through ``kolmbuild.compute.stage_remote``; there (``KOLM_REMOTE_STAGE``
+    set) the device is the backend's ``device`` or what torch finds, and axolotl is used when the
+    machine has it. Reaching this action for a remote backend anywhere else is refused.
+    """
+    from kolmbuild.compute.stage_runner import REMOTE_ENV
+
     name = backend.get("name", "?")
-    if backend.get("kind") != "local":
+    if backend.get("kind") == "local":
+        device = str(backend.get("device") or "cpu")
+        return device, device == "cuda"
+    if not environ.get(REMOTE_ENV):
         raise ComputeError(
-            f"backend {name!r} is remote: the train stage runs on a local backend here "
-            "(remote training is dispatched by kolmbuild.compute)"
+            f"backend {name!r} is remote: its train stage runs on the backend's machine through "
+            "kolmbuild.compute.stage_remote, not in this process"
         )
-    return str(backend.get("device") or "cpu")
+    import torch
+
+    return str(backend.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")), False
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -117,10 +131,10 @@ def run(ctx: StageContext) -> StageResult:
     if not rows:
         raise UserInputError("task.train: distill produced no verified labels to train on")
     pairs = _pairs(ctx, settings)
-    device = _device(ctx.param("backend") or {})
+    device, axolotl_required = _device(ctx.param("backend") or {}, os.environ)
     workdir = ctx.cache_dir / "train" / ctx.key[:40]
 
-    if device == "cuda":
+    if device == "cuda" and (axolotl_required or _axolotl_available()):
         from kolmbuild.train.axolotl import train_with_axolotl
 
         run_cuda = train_with_axolotl(base, settings, description, shape, rows, pairs, workdir, ctx.outdir)
@@ -139,6 +153,12 @@ def run(ctx: StageContext) -> StageResult:
     )
     _write_record(ctx, record)
     return StageResult(metrics=record, summary=f"LoRA r={settings.lora.rank}: {steps} steps, final loss {final_loss}")
+
+
+def _axolotl_available() -> bool:
+    from kolmbuild.train.axolotl import axolotl_available
+
+    return axolotl_available()
 
 
 def _train_in_process(

@@ -42,11 +42,20 @@ def test_a_skip_needs_no_base_on_this_machine(make_ctx: MakeCtx) -> None:
     assert _record(ctx)["base"] == {"name": "org/not-downloaded", "sha256": None}
 
 
-def test_remote_backends_are_not_trained_in_process(make_ctx: MakeCtx) -> None:
+def test_remote_backends_are_not_trained_in_process(make_ctx: MakeCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOLM_REMOTE_STAGE", raising=False)
     ctx = make_ctx(train={"enabled": "always"}, backend={"name": "lambda", "kind": "cloud-marketplace"})
     with pytest.raises(ComputeError, match="lambda"):
         stage.run(ctx)
     assert not ctx.output("train.json").exists()
+
+
+def test_on_a_remote_backends_machine_the_device_is_what_is_there() -> None:
+    vast = {"name": "vast", "kind": "cloud-marketplace"}
+    assert stage._device(vast, {"KOLM_REMOTE_STAGE": "vast"}) == ("cpu", False)  # torch finds no GPU here
+    assert stage._device({**vast, "device": "cuda"}, {"KOLM_REMOTE_STAGE": "vast"}) == ("cuda", False)
+    assert stage._device({"name": "local-cuda", "kind": "local", "device": "cuda"}, {}) == ("cuda", True)
+    assert stage._device({"name": "local-cpu", "kind": "local"}, {}) == ("cpu", False)
 
 
 def test_dora_is_refused_before_any_work(make_ctx: MakeCtx) -> None:
