@@ -34,14 +34,15 @@ def decide(enabled: str, decompose: Mapping[str, Any] | None, min_accuracy: floa
     if decompose is None:
         return TrainDecision(True, "auto: no recipe report from decompose, so a model is needed")
     coverage, accuracy = _fraction(decompose, "coverage"), _fraction(decompose, "accuracy")
-    if coverage is None or accuracy is None:
-        return TrainDecision(True, "auto: decompose.json reports no coverage/accuracy, so a model is needed")
-    if coverage >= AUTO_COVERAGE and accuracy >= min_accuracy:
+    if coverage is None:
+        return TrainDecision(True, "auto: decompose.json reports no coverage, so a model is needed")
+    shown = "-" if accuracy is None else f"{accuracy:.1%}"  # accuracy is null when no input was covered
+    if coverage >= AUTO_COVERAGE and accuracy is not None and accuracy >= min_accuracy:
         return TrainDecision(
-            False, f"auto: recipes cover {coverage:.1%} of held-out inputs at {accuracy:.1%} accuracy "
+            False, f"auto: recipes cover {coverage:.1%} of held-out inputs at {shown} accuracy "
                    f"(>= {AUTO_COVERAGE:.0%} at >= {min_accuracy:.0%}): no model needed",
         )
     return TrainDecision(
-        True, f"auto: recipes cover {coverage:.1%} of held-out inputs at {accuracy:.1%} accuracy "
+        True, f"auto: recipes cover {coverage:.1%} of held-out inputs at {shown} accuracy "
               f"(need >= {AUTO_COVERAGE:.0%} at >= {min_accuracy:.0%}): training a model for the rest",
     )

@@ -240,3 +240,34 @@ def test_a_local_hf_folder_base_trains_and_exports(loaded: LoadedBase, tmp_path:
     reader = gguf.GGUFReader(tmp_path / "a.gguf")
     assert reader.fields["general.architecture"].contents() == "llama"
     assert list(reader.tensors[0].shape) == [32, 8]  # blk.0.attn_q.weight.lora_a: ne = [in, r]
+
+
+def test_kolmbuild_build_runs_the_train_stage(loaded: LoadedBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real engine and the real stages before it (ingest, recall, distill, decompose):
+    the rule's reads reach the action, the outputs land in the store, and a second build is a no-op."""
+    from click.testing import CliRunner
+
+    import kolmbuild.train.trainer as trainer
+    from kolmbuild.cli.main import cli
+
+    monkeypatch.setattr(trainer, "load_base", lambda base, device: loaded)  # one load per module
+    (tmp_path / "conf/task").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "kolmfile.yaml").write_text("pipeline: [train]\ndefaults: {backend: local-cpu}\ntargets:\n  colours:\n    task: colours\n")
+    (tmp_path / "conf/task/colours.yaml").write_text(
+        f"name: colours\ndescription: {DESCRIPTION}\nexamples: data/train.jsonl\n"
+        "train: {enabled: auto, max_steps: 1, batch_size: 2}\n")
+    more = [("black", "NEGRO"), ("yellow", "AMARILLO"), ("pink", "ROSA"), ("grey", "GRIS"), ("orange", "NARANJA")]
+    (tmp_path / "data/train.jsonl").write_text(
+        "".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in [*COLOURS, *more]))
+
+    first = CliRunner().invoke(cli, ["-C", str(tmp_path), "build", "--json"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.output)[0]
+    assert doc["status"] == "built" and doc["ran"][-1] == "train"
+    record = next(json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("*")
+                  if p.is_file() and p.stat().st_size < 4096 and p.read_bytes().startswith(b'{"base"'))
+    assert record["trained"] is True and record["reason"].startswith("auto: recipes cover 0.0%")
+    assert record["steps"] == 1 and record["base"]["name"] == "smollm2"
+    again = CliRunner().invoke(cli, ["-C", str(tmp_path), "build", "--json"], catch_exceptions=False)
+    assert again.exit_code == 0 and "train" not in json.loads(again.output)[0]["ran"]

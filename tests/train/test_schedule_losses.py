@@ -151,6 +151,8 @@ def test_presets(preset: str, neftune: bool, loraplus: bool, dora: bool, rslora:
         ("auto", {"coverage": 1.0, "accuracy": 0.90}, 0.95, True),  # covered but below min_accuracy
         ("auto", {"coverage": 1.0, "accuracy": 0.90}, 0.85, False),
         ("auto", {"recipes": []}, 0.95, True),
+        ("auto", {"coverage": 0.0, "accuracy": None}, 0.95, True),  # decompose writes null when nothing is covered
+        ("auto", {"coverage": 1.0, "accuracy": None}, 0.95, True),
         ("auto", None, 0.95, True),
     ],
 )
