@@ -3,9 +3,12 @@
 llama-cpp-python calls the draft with every token so far (prompt + generated) after each
 accepted step; the draft decodes the generated part, asks ``DraftTable.propose(text_so_far)`` for
 the continuation every accepted output shares at that point (JSON keys, braces, fixed phrasing),
-and returns it as tokens. The model verifies the proposal in one batch, so a right guess costs
-one forward pass for many tokens and a wrong one costs little; with greedy sampling the output is
-the same as plain decoding. The Llama must be created with ``logits_all=True``.
+and returns it as tokens. The model verifies the proposal in one batch: a right guess costs one
+forward pass for several tokens, a wrong one a little extra work. The model still picks every
+token, but llama.cpp's batched evaluation sums floats in another order than one token at a time,
+so a near-tie can resolve differently from plain greedy decoding (docs/bench/tps.json counts how
+often). The Llama must be created with ``logits_all=True``, which also makes prompt evaluation
+compute the output layer for every prompt token.
 """
 
 from __future__ import annotations
