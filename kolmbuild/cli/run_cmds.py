@@ -34,7 +34,7 @@ def _emit(value: Any, pred: Any, as_json: bool) -> None:
 
 @click.command("run")
 @click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("text", required=False)
+@click.argument("text", metavar="[INPUT]", required=False)
 @click.option("--file", "in_file", type=click.Path(dir_okay=False, path_type=Path), help="JSON lines of inputs ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input: input, output, route, latency_ms.")
 @click.option("--pubkey", type=click.Path(dir_okay=False, path_type=Path), help="Require this signer's public key (PEM).")

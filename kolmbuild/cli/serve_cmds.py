@@ -85,10 +85,11 @@ def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: t
 @click.option("--max-tokens", type=click.IntRange(1), default=128, show_default=True, help="Generative mode.")
 @click.option("--threads", type=click.IntRange(1), default=None)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the record here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON (the default output is JSON too).")
 def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_file: Path | None, n: int | None,
-          warmup: int | None, max_tokens: int, threads: int | None, out: Path | None, as_json: bool) -> None:
-    """Pattern mode: calls/s and µs percentiles of ARTIFACT. Generative mode (--url): tokens/s, TTFT."""
+          warmup: int | None, max_tokens: int, threads: int | None, out: Path | None) -> None:
+    """Pattern mode: calls/s and µs percentiles of ARTIFACT. Generative mode (--url): tokens/s, TTFT.
+
+    Prints one JSON record (and writes it to --out)."""
     from kolmbuild.serve.bench import generative_bench, pattern_bench
 
     if url:

@@ -69,6 +69,9 @@ def test_run_cli_single_and_batch(phi_artifact: Path, tmp_path: Path) -> None:
     assert many.exit_code == 0
     rows = [json.loads(line) for line in many.stdout.splitlines()]
     assert [(r["input"], r["output"]) for r in rows] == NEW * 3
+    piped = runner.invoke(cli, ["run", str(phi_artifact), "--file", "-"], input=json.dumps(NEW[0][0]) + "\n\n",
+                          catch_exceptions=False)
+    assert piped.exit_code == 0 and piped.stdout == NEW[0][1] + "\n"
 
 
 def test_run_refuses_a_tampered_recipe_artifact(phi_artifact: Path) -> None:
