@@ -80,6 +80,9 @@ class LlamaRunner:
         if options.n_threads:
             kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads
         if adapter is not None:
+            from kolmbuild.runtime.adapter_check import check_adapter
+
+            check_adapter(adapter, base)  # llama.cpp may crash on a malformed adapter instead of raising
             kwargs["lora_path"] = str(adapter)
         if self.draft is not None:
             kwargs["draft_model"] = self.draft
