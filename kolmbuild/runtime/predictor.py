@@ -206,13 +206,11 @@ class Predictor:
         if len(answers) != len(values):
             raise ArtifactError(f"{self.target}: the recipe pack answered {len(answers)} of {len(values)} inputs")
         per_item = (time.perf_counter() - t0) * 1000.0 / max(1, len(values))
-        out: list[Prediction] = []
-        for value, answer in zip(values, answers, strict=True):
-            if answer is not None:
-                out.append(Prediction(answer, "recipe", per_item))
-            else:
-                out.append(self._fallback(value, time.perf_counter()))
-        return out
+        new = tuple.__new__  # Prediction's own __new__ is a Python function: a third of the cost per answer
+        return [
+            new(Prediction, (answer, "recipe", per_item)) if answer is not None else self._fallback(value, time.perf_counter())
+            for value, answer in zip(values, answers, strict=True)
+        ]
 
 
 def _resolve_base_ref(ref: Mapping[str, Any] | None, where: str) -> Path:
