@@ -72,7 +72,14 @@ def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: t
         return [parse_input(t, shape, where="--input") for t in texts]
     if in_file is not None:
         return list(iter_inputs(in_file, shape))
-    raise UserInputError(f"bench {artifact}: give --input TEXT or --file in.jsonl")
+    from kolmbuild.artifact import open_artifact
+    from kolmbuild.runtime.inputs import parse_line
+
+    with open_artifact(artifact, verify=False) as art:  # Predictor.open has verified it
+        if art.has("heldout"):
+            lines = art.read("heldout").decode("utf-8").splitlines()
+            return [parse_line(line, shape, f"{artifact}:heldout.jsonl:{i}") for i, line in enumerate(lines, 1) if line.strip()]
+    raise UserInputError(f"bench {artifact}: it ships no held-out set; give --input TEXT or --file in.jsonl")
 
 
 @click.command("bench")
@@ -87,7 +94,8 @@ def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: t
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the record here.")
 def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_file: Path | None, n: int | None,
           warmup: int | None, max_tokens: int, threads: int | None, out: Path | None) -> None:
-    """Pattern mode: calls/s and µs percentiles of ARTIFACT. Generative mode (--url): tokens/s, TTFT.
+    """Pattern mode: calls/s and µs percentiles of ARTIFACT (on its held-out inputs unless --input or
+    --file). Generative mode (--url): tokens/s and time to first token of a serve endpoint.
 
     Prints one JSON record (and writes it to --out)."""
     from kolmbuild.serve.bench import generative_bench, pattern_bench

@@ -44,7 +44,9 @@ def recipes_json(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @pytest.fixture
 def phi_artifact(make_artifact: MakeArtifact, recipes_json: bytes) -> Path:
-    return make_artifact("phi.kolm", task=TASK, components={"recipes": recipes_json}, target="phi-redactor")
+    heldout = (PHI / "eval.jsonl").read_bytes()
+    return make_artifact("phi.kolm", task=TASK, components={"recipes": recipes_json, "heldout": heldout},
+                         target="phi-redactor")
 
 
 def test_open_answers_unseen_sentences_with_recipes(phi_artifact: Path) -> None:
@@ -92,3 +94,10 @@ def test_bench_pattern_mode(phi_artifact: Path, tmp_path: Path) -> None:
     assert rec["mode"] == "pattern" and rec["n"] == 2000 and rec["routes"] == {"recipe": 2000}
     assert 0 < rec["min_us"] <= rec["p50_us"] <= rec["p95_us"] <= rec["p99_us"] <= rec["max_us"]
     assert rec["calls_per_s"] > 1000 and rec["batch_calls_per_s"] > 0
+
+
+def test_bench_defaults_to_the_shipped_heldout_inputs(phi_artifact: Path) -> None:
+    res = CliRunner().invoke(cli, ["bench", str(phi_artifact), "-n", "500", "--warmup", "0"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout)
+    assert rec["distinct_inputs"] == 60 and rec["routes"] == {"recipe": 500}
