@@ -58,7 +58,7 @@ class RecordingProgress:
 @pytest.fixture(scope="module")
 def trained(loaded: LoadedBase, colours: TrainData, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, RecordingProgress]:
     out = tmp_path_factory.mktemp("adapter")
-    settings = settings_from_spec(TrainSpec(max_steps=4, lr=2e-3, batch_size=4, seed=1))
+    settings = settings_from_spec(TrainSpec(max_steps=3, lr=2e-3, batch_size=4, seed=1))
     progress = RecordingProgress()
     return train_lora(loaded, colours, settings, out, progress=progress), out, progress
 
@@ -74,10 +74,10 @@ def _greedy(gguf: Path, lora: Path | None, text: str) -> str:
 
 def test_loss_falls_and_the_record_is_complete(trained: tuple[Any, Path, RecordingProgress]) -> None:
     result, out, progress = trained
-    assert result.steps == 4 and len(result.losses) == 4 and result.resumed_from == 0
+    assert result.steps == 3 and len(result.losses) == 3 and result.resumed_from == 0
     assert result.losses[-1] < 0.6 * result.losses[0], result.losses
     assert result.final_loss == result.losses[-1]
-    assert progress.events == [("start", 4)] + [("advance", loss) for loss in result.losses]  # a bar with the loss
+    assert progress.events == [("start", 3)] + [("advance", loss) for loss in result.losses]  # a bar with the loss
     assert result.trainable_params == 30 * (8 * (576 + 576) + 8 * (576 + 192))  # r=8 on q_proj and v_proj
     assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     config = json.loads((out / "adapter_config.json").read_text())
@@ -148,7 +148,7 @@ def test_llama_cpp_applies_the_adapter_as_peft_does(loaded: LoadedBase, tmp_path
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(loaded: LoadedBase, colours: TrainData, tmp_path: Path) -> None:
-    settings = settings_from_spec(TrainSpec(max_steps=2, checkpoint_every=1, lr=1e-3, batch_size=2, seed=5))
+    settings = settings_from_spec(TrainSpec(max_steps=2, checkpoint_every=1, lr=1e-3, batch_size=1, seed=5))
     straight = train_lora(loaded, colours, settings, tmp_path / "straight")
 
     ckpt = tmp_path / "ckpt"
@@ -163,7 +163,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(loaded: LoadedBase, colo
     saved = load_checkpoint(ckpt, run_fingerprint(loaded.base, settings, colours))
     assert saved is not None and saved.step == 1
     # a checkpoint belongs to one run: other settings (or data, or base) never resume from it
-    other = settings_from_spec(TrainSpec(max_steps=2, checkpoint_every=1, lr=1e-3, batch_size=2, seed=6))
+    other = settings_from_spec(TrainSpec(max_steps=2, checkpoint_every=1, lr=1e-3, batch_size=1, seed=6))
     assert load_checkpoint(ckpt, run_fingerprint(loaded.base, other, colours)) is None
 
     resumed = train_lora(loaded, colours, settings, tmp_path / "resumed", checkpoint_dir=ckpt)
@@ -201,7 +201,7 @@ def test_stage_end_to_end(loaded: LoadedBase, make_ctx: MakeCtx, monkeypatch: py
 
     records, ggufs = [], []
     for name in ("first", "second"):
-        ctx = make_ctx(train={"enabled": "auto", "max_steps": 1, "lr": 1e-3, "batch_size": 2}, decompose={"coverage": 0.5, "accuracy": 1.0},
+        ctx = make_ctx(train={"enabled": "auto", "max_steps": 1, "lr": 1e-3, "batch_size": 1}, decompose={"coverage": 0.5, "accuracy": 1.0},
                        name=name)
         result = stage.run(ctx)
         assert sorted(p.name for p in ctx.outdir.iterdir()) == [
@@ -256,7 +256,7 @@ def test_kolmbuild_build_runs_the_train_stage(loaded: LoadedBase, tmp_path: Path
     (tmp_path / "kolmfile.yaml").write_text("pipeline: [train]\ndefaults: {backend: local-cpu}\ntargets:\n  colours:\n    task: colours\n")
     (tmp_path / "conf/task/colours.yaml").write_text(
         f"name: colours\ndescription: {DESCRIPTION}\nexamples: data/train.jsonl\n"
-        "train: {enabled: auto, max_steps: 1, batch_size: 2}\n")
+        "train: {enabled: auto, max_steps: 1, batch_size: 1}\n")
     more = [("black", "NEGRO"), ("yellow", "AMARILLO"), ("pink", "ROSA"), ("grey", "GRIS"), ("orange", "NARANJA")]
     (tmp_path / "data/train.jsonl").write_text(
         "".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in [*COLOURS, *more]))
