@@ -172,3 +172,21 @@ def test_drift_lines_are_canonical_json(tmp_path: Path) -> None:
         p.predict_batch(["x", "y"])
     lines = log.read_bytes().splitlines()
     assert [json.loads(line)["input"] for line in lines] == ["x", "y"]
+
+
+def test_recall_from_a_real_index_inside_an_artifact(make_artifact: MakeArtifact, smollm2_sha: str, tmp_path: Path) -> None:
+    from kolmbuild.config.models import RecallSpec
+    from kolmbuild.recall import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "hours.md").write_text("The Lisbon office opens at 9:00 and closes at 17:30 on weekdays.")
+    (corpus / "pets.md").write_text("Cats sleep for most of the day and hunt at dusk.")
+    db = tmp_path / "index.sqlite"
+    build_index(sorted(corpus.iterdir()), db, RecallSpec(), tmp_path / "cache")
+    task = {**LABEL_TASK, "recall": {"top_k": 1}}
+    art = make_artifact(task=task, components={"index": db}, base={"name": "smollm2", "sha256": smollm2_sha})
+    with Predictor.open(art, options=OPTS, drift=False) as p:
+        msgs = p.messages("When does the office in Lisbon close?")
+    assert msgs[1]["content"].startswith("Context:\n[1] (hours.md) The Lisbon office opens at 9:00")
+    assert "Cats" not in msgs[1]["content"]
