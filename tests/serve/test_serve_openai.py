@@ -84,6 +84,19 @@ def test_recipe_route_answers_without_the_model(client: openai.OpenAI) -> None:
     assert r.system_fingerprint == "kolm-recipe" and r.usage.completion_tokens == 0
     structured = ask(client, "give json", response_format={"type": "json_object"})
     assert json.loads(structured.choices[0].message.content) == {"a": 1}
+    chunks = list(ask(client, "hello recipe", stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "recipe says hi"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_uncovered_inputs_reach_the_drift_log(client: openai.OpenAI, predictor: object) -> None:
+    from kolmbuild.runtime.drift import read_drift
+
+    ask(client, "Is drift logged?", max_tokens=2)
+    ask(client, "hello recipe")
+    rows = read_drift(predictor.parts.drift_log)  # type: ignore[attr-defined]
+    assert rows[-1]["input"] == "Is drift logged?" and rows[-1]["route"] == "model"
+    assert all(r["input"] != "hello recipe" for r in rows)
 
 
 def test_completions_endpoint_stream_and_not(client: openai.OpenAI) -> None:
