@@ -20,6 +20,7 @@ class Checkpoint:
     adapter: dict[str, Any]  # peft adapter state dict
     optimizer: dict[str, Any]
     rng: Any  # torch CPU RNG state (dropout, NEFTune noise)
+    reference: Any = None  # DPO reference log-probabilities [n_pairs, 2], once the DPO phase began
 
 
 def save_checkpoint(folder: Path, ckpt: Checkpoint) -> Path:
@@ -35,6 +36,7 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint) -> Path:
         "adapter": ckpt.adapter,
         "optimizer": ckpt.optimizer,
         "rng": ckpt.rng,
+        "reference": ckpt.reference,
     }
     torch.save(payload, tmp)
     os.replace(tmp, dst)
@@ -62,6 +64,7 @@ def load_checkpoint(folder: Path, fingerprint: str) -> Checkpoint | None:
         adapter=data["adapter"],
         optimizer=data["optimizer"],
         rng=data["rng"],
+        reference=data.get("reference"),
     )
 
 

@@ -164,24 +164,43 @@ def _param_groups(model: Any, settings: TrainSettings) -> list[dict[str, Any]]:
     return [{"params": rest, "lr": settings.lr}, {"params": b, "lr": settings.lr * settings.loraplus_lr_ratio}]
 
 
-def _step_loss(model: Any, step: Step, data: TrainData, settings: TrainSettings, pad_id: int, device: str) -> Any:
+def _pair_batch(pairs: Sequence[EncodedPair], pad_id: int, device: str) -> dict[str, Any]:
+    return _collate([p.chosen for p in pairs] + [p.rejected for p in pairs], pad_id, device)
+
+
+def reference_logps(model: Any, data: TrainData, batch_size: int, pad_id: int, device: str) -> Any:
+    """[n_pairs, 2] summed answer log-probabilities (chosen, rejected) under the model as it is now,
+    dropout off: DPO's reference is the supervised policy at the start of the DPO phase."""
     import torch
 
+    rows = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(data.pairs), batch_size):
+            chunk = data.pairs[start : start + batch_size]
+            batch = _pair_batch(chunk, pad_id, device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logps, _ = answer_logps(logits, batch["labels"])
+            rows.append(torch.stack([logps[: len(chunk)], logps[len(chunk) :]], dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(rows)
+
+
+def _step_loss(model: Any, step: Step, data: TrainData, settings: TrainSettings, pad_id: int, device: str,
+               reference: Any) -> Any:
     if step.phase == "sft":
         batch = _collate([data.labels[i] for i in step.indices], pad_id, device)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return sft_loss(logits, batch["labels"])
-    pairs = [data.pairs[i] for i in step.indices]
-    batch = _collate([p.chosen for p in pairs] + [p.rejected for p in pairs], pad_id, device)
-    n = len(pairs)
+    batch = _pair_batch([data.pairs[i] for i in step.indices], pad_id, device)
+    n = len(step.indices)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logps, counts = answer_logps(logits, batch["labels"])
     if step.phase == "orpo":
         return orpo_loss(logps[:n], counts[:n], logps[n:], counts[n:], settings.orpo_lambda)
-    with torch.no_grad(), model.disable_adapter():
-        ref_logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        ref_logps, _ = answer_logps(ref_logits, batch["labels"])
-    return dpo_loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], settings.dpo_beta)
+    ref = reference[list(step.indices)].to(device)
+    return dpo_loss(logps[:n], logps[n:], ref[:, 0], ref[:, 1], settings.dpo_beta)
 
 
 def train_lora(
@@ -219,13 +238,13 @@ def train_lora(
     hook = None
     try:
         optimizer = torch.optim.AdamW(_param_groups(model, settings), weight_decay=0.0)
-        start, losses = 0, []
+        start, losses, reference = 0, [], None
         ckpt = load_checkpoint(checkpoint_dir, fingerprint) if checkpoint_dir else None
         if ckpt is not None and ckpt.step < len(schedule):
             set_peft_model_state_dict(model, ckpt.adapter)
             optimizer.load_state_dict(ckpt.optimizer)
             torch.set_rng_state(ckpt.rng)
-            start, losses = ckpt.step, list(ckpt.losses)
+            start, losses, reference = ckpt.step, list(ckpt.losses), ckpt.reference
         if settings.neftune_alpha:
             hook = model.get_input_embeddings().register_forward_hook(_neftune_hook(settings.neftune_alpha))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -235,7 +254,9 @@ def train_lora(
             progress.advance(start, loss=losses[-1])
         model.train()
         for index in range(start, len(schedule)):
-            loss = _step_loss(model, schedule[index], data, settings, pad_id, loaded.device)
+            if schedule[index].phase == "dpo" and reference is None:
+                reference = reference_logps(model, data, settings.batch_size, pad_id, loaded.device)
+            loss = _step_loss(model, schedule[index], data, settings, pad_id, loaded.device, reference)
             if not torch.isfinite(loss):
                 raise BuildFailed(f"training diverged at step {index + 1}: loss is {loss.item()} (lower task.train.lr)")
             loss.backward()
@@ -250,7 +271,7 @@ def train_lora(
                     checkpoint_dir,
                     Checkpoint(fingerprint, done, tuple(losses),
                                {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()},
-                               optimizer.state_dict(), torch.get_rng_state()),
+                               optimizer.state_dict(), torch.get_rng_state(), reference),
                 )
             if on_step is not None:
                 on_step(done, value)
