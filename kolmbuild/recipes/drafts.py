@@ -28,8 +28,10 @@ def shape(text: str) -> str:
 
 
 def output_text(output: Any) -> str:
-    """How an output reads as generated text (JSON as ``json.dumps`` writes it)."""
-    return output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+    """How an output reads as generated text: JSON with sorted keys, as training renders answers
+    and the runtime decodes them (:func:`kolmbuild.runtime.shape.input_text`), so a draft proposes
+    keys in the order a trained adapter writes them."""
+    return output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, sort_keys=True)
 
 
 def _common_prefix(a: str, b: str) -> str:
