@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from kolmbuild.config.models import GatesSpec, RecallSpec, ShapeSpec, TeacherSpec
+from kolmbuild.config.sections import section_of
 from kolmbuild.errors import UserInputError
 from kolmbuild.evaluate.estimate import ModelProfile, TeacherPrice, recall_context_tokens, teacher_price
 
@@ -22,13 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def section(block: Mapping[str, Any] | None, key: str, model: type[M], *, where: str) -> M:
     """``block[key]`` validated as ``model`` (missing: the model's defaults)."""
-    raw = (block or {}).get(key) or {}
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise UserInputError(f"{where}: {key}.{loc}: {first['msg']}") from exc
+    return section_of(block, key, model, where=where, error=UserInputError)
 
 
 def gates_of(raw: Mapping[str, Any] | None, *, where: str) -> GatesSpec:

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from kolmbuild.config.models import RecallSpec, ShapeSpec
+from kolmbuild.config.sections import section_of
 from kolmbuild.errors import ArtifactError, UserInputError
 
 
@@ -26,13 +25,7 @@ class TaskView:
 
 
 def _section(task: Mapping[str, Any], key: str, model: type[Any], where: str) -> Any:
-    raw = task.get(key) or {}
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ArtifactError(f"{where}: task.{key}.{loc}: {first['msg']}") from exc
+    return section_of(task, key, model, where=where, prefix="task.", error=ArtifactError)
 
 
 def task_view(task: Mapping[str, Any], *, where: str = "task") -> TaskView:
