@@ -17,12 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel as PydanticModel
-from pydantic import ValidationError
-
 from kolmbuild.config.models import BaseModelSpec, ShapeSpec, TrainSpec
+from kolmbuild.config.sections import validate_section
 from kolmbuild.engine.stage import StageContext, StageResult
-from kolmbuild.errors import ComputeError, ConfigError, UserInputError
+from kolmbuild.errors import ComputeError, UserInputError
 from kolmbuild.hashing.jcs import canonical_json
 from kolmbuild.models import BaseModelError, resolve_base
 from kolmbuild.models.gguf_info import read_gguf_info
@@ -32,15 +30,6 @@ from kolmbuild.train.decision import decide
 from kolmbuild.train.settings import TrainSettings, settings_from_spec
 
 RECORD = "train.json"
-
-
-def _validated(model: type[PydanticModel], value: Any, key: str) -> Any:
-    try:
-        return model.model_validate(value or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{key}.{loc}: {first['msg']}") from exc
 
 
 def _read_json(path: Path | None) -> Mapping[str, Any] | None:
@@ -103,9 +92,9 @@ def _device(backend: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[str
 
 
 def run(ctx: StageContext) -> StageResult:
-    spec: TrainSpec = _validated(TrainSpec, ctx.param("task.train"), "task.train")
-    base_spec: BaseModelSpec = _validated(BaseModelSpec, ctx.param("task.base"), "task.base")
-    shape: ShapeSpec = _validated(ShapeSpec, ctx.param("task.shape"), "task.shape")
+    spec: TrainSpec = validate_section(TrainSpec, ctx.param("task.train"), key="task.train")
+    base_spec: BaseModelSpec = validate_section(BaseModelSpec, ctx.param("task.base"), key="task.base")
+    shape: ShapeSpec = validate_section(ShapeSpec, ctx.param("task.shape"), key="task.shape")
     description = str(ctx.param("task.description") or "")
     min_accuracy = ctx.param("task.recipes.min_accuracy")
     decision = decide(spec.enabled, _read_json(ctx.up("decompose", "decompose.json")),
