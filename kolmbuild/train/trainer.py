@@ -9,12 +9,13 @@ is interrupted continues from there and ends with the same adapter as an uninter
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,24 @@ def pick_device(requested: str) -> str:
     raise BuildFailed(f"the train stage cannot run on device {requested!r} (supported: cpu, mps, cuda, rocm)")
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' own notices and tqdm bars while loading (the tokenizer's "legacy behaviour"
+    note, "Converting and de-quantizing GGUF tensors"): the stage shows its own progress. Both
+    settings are restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_base(base: BaseModel, device: str = "cpu") -> LoadedBase:
     """Load the base's tokenizer and float32 weights from local files only."""
     import torch
@@ -88,8 +107,9 @@ def load_base(base: BaseModel, device: str = "cpu") -> LoadedBase:
     else:
         raise UserInputError(f"task.base.name: base {base.name!r} has neither a GGUF file nor a model folder")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)  # type: ignore[no-untyped-call]
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32, **extra)
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)  # type: ignore[no-untyped-call]
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:
         raise UserInputError(f"task.base.name: cannot load base {base.name!r} for training: {exc}") from exc
     model.to(device)  # type: ignore[arg-type]  # transformers' wrapped .to() is mistyped
