@@ -2,8 +2,8 @@
 
 A stage's key is the CID of the canonical JSON of::
 
-    {rule, version, params: {path: subtree}, inputs: {path: CID}, env: {VAR: sha256},
-     upstream: {stage: {output: CID}}}
+    {rule, version, code: {shell | action (+ kolmbuild release)}, params: {path: subtree},
+     inputs: {path: CID}, env: {VAR: digest}, upstream: {stage: {output: CID}}}
 
 Up to date ⇔ a run with that key is recorded and all its outputs are in the store. Upstream
 *output* CIDs (not keys) go into the key, so a stage that reruns and makes the same bytes stops
@@ -60,6 +60,21 @@ def env_fingerprint(name: str) -> str | None:
 def _slow_digest(name: str, value: str) -> str:
     salt = b"kolmbuild/env/" + name.encode()
     return "scrypt:" + hashlib.scrypt(value.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32).hex()
+
+
+def code_identity(action: str | None, shell: str | None) -> dict[str, str]:
+    """What a stage runs, as part of its key: a shell rule's command text; for a Python action, the
+    kolmbuild release for built-in actions (an upgrade that changes a stage's output format
+    rebuilds it) and the action's own name. Edits inside a project-local action module are not
+    tracked: bump the rule's ``version`` for those, as for a built-in action between releases."""
+    if shell is not None:
+        return {"shell": shell}
+    assert action is not None
+    if action.startswith("kolmbuild."):
+        from kolmbuild import __version__
+
+        return {"action": action, "kolmbuild": __version__}
+    return {"action": action}
 
 
 def is_url(value: str) -> bool:
@@ -154,6 +169,7 @@ class Planner:
         return {
             "rule": spec.name,
             "version": spec.version,
+            "code": code_identity(spec.action, spec.shell),
             "params": {p: lookup(self.tree, p) for p in spec.reads},
             "inputs": {p: self.input_cid(p) for p in spec.inputs},
             "env": {v: env_fingerprint(v) for v in spec.env},
@@ -198,6 +214,8 @@ class Planner:
         reasons = []
         if last_doc.get("version") != doc["version"]:
             reasons.append(f"rule version {last_doc.get('version')} -> {doc['version']}")
+        if last_doc.get("code") != doc["code"]:
+            reasons.append("rule's command changed" if doc["code"].get("shell") else "action code changed")
         for section, label in (("inputs", "input"), ("params", "config"), ("env", "env"), ("upstream", "upstream")):
             old, new = last_doc.get(section, {}), doc[section]
             for k in sorted(set(old) | set(new)):

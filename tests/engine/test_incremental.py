@@ -133,3 +133,15 @@ def test_parallel_jobs_build_everything(shell_project) -> None:
     assert r.returncode == 0, r.stderr
     [out] = json.loads(r.stdout)
     assert out["status"] == "built" and sorted(out["ran"]) == ["count", "echo", "joined"]
+
+
+def test_editing_a_rules_command_reruns_that_stage(shell_project) -> None:
+    assert shell_project.kolmbuild().returncode == 0
+    shell_project.reset_runs()
+    rule = shell_project.root / "rules/echo.yaml"
+    rule.write_text(rule.read_text().replace('cp "$KOLM_IN_TASK_EXAMPLES"', 'cat "$KOLM_IN_TASK_EXAMPLES" >'))
+    st = shell_project.kolmbuild("status")
+    assert "rule's command changed" in st.stdout, st.stdout
+    r = shell_project.kolmbuild()
+    assert r.returncode == 0, r.stderr
+    assert shell_project.runs() == ["echo"]  # same bytes out: nothing downstream would rerun either
