@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kolmbuild.config.models import ShapeSpec
+from kolmbuild.data.jsonl import loads_strict
 from kolmbuild.errors import DataError
 from kolmbuild.hashing.jcs import canonical_json
 
@@ -79,9 +80,12 @@ def parse_lines(text: str) -> tuple[list[ParsedRow], list[LineProblem]]:
             problems.append(LineProblem(lineno, "empty line"))
             continue
         try:
-            value = json.loads(line)
+            value = loads_strict(line)
         except json.JSONDecodeError as exc:
             problems.append(LineProblem(lineno, f"not JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        except (ValueError, RecursionError) as exc:
+            problems.append(LineProblem(lineno, f"not JSON: {exc}"))
             continue
         if not isinstance(value, dict):
             problems.append(LineProblem(lineno, f"expected a JSON object, got {_json_type(value)}"))

@@ -43,6 +43,15 @@ def write_json(path: Path, doc: Any) -> Path:
     return write_atomic(path, canonical_json(doc) + b"\n")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_strict(line: str) -> Any:
+    """``json.loads`` that refuses NaN and Infinity (Python accepts them; RFC 8259 and canonical JSON do not)."""
+    return json.loads(line, parse_constant=_no_constant)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every non-blank line as a JSON object; a bad line raises DataError naming ``file:line``."""
     path = Path(path)
@@ -57,9 +66,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads_strict(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{lineno}: not JSON: {exc.msg} (column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            raise DataError(f"{path}:{lineno}: not JSON: {exc}") from None
         if not isinstance(value, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(value).__name__}")
         rows.append(value)

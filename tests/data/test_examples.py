@@ -146,3 +146,16 @@ def test_infer_shape() -> None:
     assert infer_shape(rows).model_dump()["input"] == "json" and infer_shape(rows).output == "json"
     rows, _ = parse_lines("\n".join(json.dumps({"input": f"q{i}", "output": f"answer {i}"}) for i in range(10)))
     assert infer_shape(rows).output == "text"
+
+
+def test_nan_and_infinity_are_bad_lines_not_tracebacks(tmp_path: Path) -> None:
+    shape = ShapeSpec(input="json", output="json")
+    p = _file(tmp_path, ['{"input": {"a": NaN}, "output": {"x": 1}}', '{"input": {"a": 2}, "output": {"x": Infinity}}',
+                         '{"input": {"a": 3}, "output": {"x": 3}}'])
+    with pytest.raises(ExamplesInvalid) as info:
+        load_examples(p, shape)
+    reasons = {pr.line: pr.reason for pr in info.value.problems}
+    assert set(reasons) == {1, 2}
+    assert "NaN" in reasons[1] and "Infinity" in reasons[2]
+    with pytest.raises(DataError, match=r"ex.jsonl:1: not JSON: NaN"):
+        read_jsonl(p)
