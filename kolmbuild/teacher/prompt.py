@@ -15,6 +15,7 @@ from typing import Any
 
 from kolmbuild.config.models import ShapeSpec, TeacherSpec
 from kolmbuild.data.examples import Example
+from kolmbuild.data.jsonl import loads_strict
 from kolmbuild.recall.index import Hit
 from kolmbuild.teacher.request import ChatRequest, Message
 
@@ -83,8 +84,8 @@ def parse_answer(text: str, shape: ShapeSpec) -> Any:
         body = fenced.group(1).strip()
     if shape.output == "json":
         try:
-            return json.loads(body)
-        except json.JSONDecodeError:
+            return loads_strict(body)
+        except (ValueError, RecursionError):  # not JSON, or NaN/Infinity (no canonical form)
             return body
     if shape.output == "label" and shape.labels:
         by_fold = {label.casefold(): label for label in shape.labels}

@@ -51,6 +51,8 @@ def test_parse_answer_by_shape() -> None:
     assert parse_answer("  Paris\n", ShapeSpec()) == "Paris"
     assert parse_answer('```json\n{"a": 1}\n```', ShapeSpec(output="json")) == {"a": 1}
     assert parse_answer("{broken", ShapeSpec(output="json")) == "{broken"
+    # NaN has no canonical JSON form: writing labels.jsonl would crash, so it stays a string to reject
+    assert parse_answer('{"a": NaN}', ShapeSpec(output="json")) == '{"a": NaN}'
     assert parse_answer("Positive.", ShapeSpec(output="label", labels=["positive", "negative"])) == "positive"
     assert parse_answer("maybe", ShapeSpec(output="label", labels=["positive", "negative"])) == "maybe"
 
