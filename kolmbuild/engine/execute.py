@@ -33,6 +33,17 @@ def resolve_action(spec: str, project_root: Path) -> Callable[[StageContext], St
     return fn
 
 
+def _stays_local(rule: Any, project_root: Path, ctx: StageContext) -> bool:
+    """A remote rule's action module may define ``stays_local(ctx) -> bool``: True when this run
+    needs no remote machine (the train stage deciding not to train), so nothing is rented for it."""
+    if not rule.spec.action:
+        return False
+    module_name = rule.spec.action.split(":")[0]
+    resolve_action(rule.spec.action, project_root)  # imports the module, with a located error
+    check = getattr(sys.modules[module_name], "stays_local", None)
+    return bool(check(ctx)) if callable(check) else False
+
+
 def _env_name(*parts: str) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9]", "_", p).upper() for p in parts)
 
@@ -98,7 +109,8 @@ def run_stage(
         started = time.perf_counter()
         try:
             backend = planner.composed.config.backend
-            if rule.spec.remote and backend.kind != "local":  # the stage runs on the rented/remote machine
+            if rule.spec.remote and backend.kind != "local" and not _stays_local(rule, planner.root, ctx):
+                # the stage runs on the rented/remote machine
                 from kolmbuild.compute.stage_remote import run_remote
 
                 result = run_remote(ctx, rule.spec, planner.composed.config, work / "remote")

@@ -86,9 +86,27 @@ def _device(backend: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[str
             f"backend {name!r} is remote: its train stage runs on the backend's machine through "
             "kolmbuild.compute.stage_remote, not in this process"
         )
+    named = str(backend.get("device") or "")
+    if named in ("cpu", "mps", "cuda", "rocm"):
+        return named, False
+    # a remote backend's `device` describes its machine ("A100-80GB", "remote"): ask torch there
     import torch
 
-    return str(backend.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")), False
+    if torch.cuda.is_available():
+        return "cuda", False
+    return ("mps" if torch.backends.mps.is_available() else "cpu"), False
+
+
+def _decision(ctx: StageContext, spec: TrainSpec) -> Any:
+    min_accuracy = ctx.param("task.recipes.min_accuracy")
+    return decide(spec.enabled, _read_json(ctx.up("decompose", "decompose.json")),
+                  float(min_accuracy) if min_accuracy is not None else 0.95)
+
+
+def stays_local(ctx: StageContext) -> bool:
+    """On a remote backend, rent nothing when this run will not train (the engine asks first)."""
+    spec: TrainSpec = validate_section(TrainSpec, ctx.param("task.train"), key="task.train")
+    return not _decision(ctx, spec).train
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -96,9 +114,7 @@ def run(ctx: StageContext) -> StageResult:
     base_spec: BaseModelSpec = validate_section(BaseModelSpec, ctx.param("task.base"), key="task.base")
     shape: ShapeSpec = validate_section(ShapeSpec, ctx.param("task.shape"), key="task.shape")
     description = str(ctx.param("task.description") or "")
-    min_accuracy = ctx.param("task.recipes.min_accuracy")
-    decision = decide(spec.enabled, _read_json(ctx.up("decompose", "decompose.json")),
-                      float(min_accuracy) if min_accuracy is not None else 0.95)
+    decision = _decision(ctx, spec)
     record: dict[str, Any] = {
         "trained": False, "reason": decision.reason, "base": {"name": base_spec.name, "sha256": None},
         "steps": 0, "final_loss": None, "seed": spec.seed, "trainable_params": 0, "device": None,

@@ -276,19 +276,21 @@ def test_shell_rule_runs_remotely_too(proj, monkeypatch, sshd):
     assert (objects / outputs["where.txt"][-2:] / outputs["where.txt"]).read_text() == "remote-ssh\n"
 
 
+@pytest.mark.slow
 def test_real_pipeline_runs_train_on_the_host_and_signs_where(project, monkeypatch, sshd):
     """The built-in pipeline over remote-ssh: train (remote: true) goes through the bundle and the far
-    side's stage runner; the signed manifest's compute block names the host."""
+    side's stage runner, and really trains there (one step); the signed manifest names the host."""
     import zipfile
 
     _ssh_env(monkeypatch, sshd)
     project.override_backend("remote-ssh", python=sys.executable)
-    r = project.invoke("build", "backend=remote-ssh", "--json")
+    r = project.invoke("build", "backend=remote-ssh", "task.train.enabled=always", "task.train.max_steps=1", "--json")
     doc = _ok(r)
     assert doc["status"] == "built" and "train" in doc["ran"], r.output
     with zipfile.ZipFile(project.root / doc["artifact"]) as z:
         manifest = json.loads(z.read("manifest.json"))
     train = next(r for r in manifest["receipts"] if r["stage"] == "train")
+    assert train["metrics"]["trained"] is True and train["metrics"]["steps"] == 1
     assert train["metrics"]["compute"] == {"backend": "remote-ssh", "kind": "self-hosted", "ran": "remote",
                                            "host": f"127.0.0.1:{sshd.port}"}
     assert "compute" not in next(r for r in manifest["receipts"] if r["stage"] == "distill")["metrics"]
