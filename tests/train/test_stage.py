@@ -54,6 +54,10 @@ def test_on_a_remote_backends_machine_the_device_is_what_is_there() -> None:
     vast = {"name": "vast", "kind": "cloud-marketplace"}
     assert stage._device(vast, {"KOLM_REMOTE_STAGE": "vast"}) == ("cpu", False)  # torch finds no GPU here
     assert stage._device({**vast, "device": "cuda"}, {"KOLM_REMOTE_STAGE": "vast"}) == ("cuda", False)
+    # the catalog's descriptive device names the machine, not a torch device: torch decides there
+    assert stage._device({**vast, "device": "A100-80GB"}, {"KOLM_REMOTE_STAGE": "vast"}) == ("cpu", False)
+    assert stage._device({"name": "remote-ssh", "kind": "self-hosted", "device": "remote"},
+                         {"KOLM_REMOTE_STAGE": "remote-ssh"}) == ("cpu", False)
     assert stage._device({"name": "local-cuda", "kind": "local", "device": "cuda"}, {}) == ("cuda", True)
     assert stage._device({"name": "local-cpu", "kind": "local"}, {}) == ("cpu", False)
 
