@@ -83,7 +83,10 @@ def _emit(record: dict[str, Any], as_json: bool, output: Path | None) -> None:
     if output is not None:
         from kolmbuild.migrate.atomic import write_text_atomic
 
-        write_text_atomic(output, text + "\n")
+        try:
+            write_text_atomic(output, text + "\n")
+        except OSError as exc:
+            raise UserInputError(f"-o {output}: cannot write the record ({exc.strerror or exc})") from None
     if as_json:
         click.echo(text)
 
@@ -141,7 +144,7 @@ def _print_human(record: dict[str, Any], show: int) -> None:
 @click.option("--check", is_flag=True, help="Exit 1 when the artifact falls below the gate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the kolm-eval record as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Also write the record to FILE.")
-@click.option("--show", default=10, show_default=True, help="How many failing cases to list.")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="How many failing cases to list.")
 @click.pass_context
 def eval_(ctx: click.Context, artifact: Path | None, examples: Path, endpoint: str | None, model: str | None,
           system_prompt: str | None, timeout_s: float, gates_spec: str | None, pubkey: Path | None, check: bool,

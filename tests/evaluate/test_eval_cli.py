@@ -73,6 +73,8 @@ def test_bad_input_exits_2_naming_the_file(tmp_path: Path, make_artifact) -> Non
         (["eval", str(art), "--examples", str(ex), "--gates", "nosuch"], "--gates nosuch: no such gate"),
         (["eval", str(art), "--examples", str(ex), "--gates", str(gate)], "gate.yaml: gates.K_min"),
         (["eval", "--examples", str(ex)], "give a .kolm file to score, or --endpoint URL"),
+        (["eval", str(art), "--examples", str(ex), "-o", str(ex / "rec.json")], "cannot write the record"),
+        (["eval", str(art), "--examples", str(ex), "--show", "-1"], "--show"),
     ]
     for args, needle in cases:
         r = CliRunner().invoke(cli, args)
