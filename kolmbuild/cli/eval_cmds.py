@@ -48,6 +48,8 @@ def load_gates(spec: str, root: Path) -> Any:
         raise ConfigError(f"--gates {spec}: no such gate (looked in {', '.join(str(p) for p in candidates)})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -65,6 +65,8 @@ def test_bad_input_exits_2_naming_the_file(tmp_path: Path, make_artifact) -> Non
     junk.write_bytes(b"PK\x03\x04 not really a zip")
     gate = tmp_path / "gate.yaml"
     gate.write_text("K_min: 2.0\n")
+    binary_gate = tmp_path / "binary.yaml"
+    binary_gate.write_bytes(b"\xff\xfe K_min: 1\n")
     cases = [
         (["eval", str(art), "--examples", str(tmp_path / "missing.jsonl")], "missing.jsonl: no such examples file"),
         (["eval", str(art), "--examples", str(bad)], "bad.jsonl:2"),
@@ -72,6 +74,7 @@ def test_bad_input_exits_2_naming_the_file(tmp_path: Path, make_artifact) -> Non
         (["eval", str(junk), "--examples", str(ex)], "junk.kolm"),
         (["eval", str(art), "--examples", str(ex), "--gates", "nosuch"], "--gates nosuch: no such gate"),
         (["eval", str(art), "--examples", str(ex), "--gates", str(gate)], "gate.yaml: gates.K_min"),
+        (["eval", str(art), "--examples", str(ex), "--gates", str(binary_gate)], "binary.yaml: not UTF-8"),
         (["eval", "--examples", str(ex)], "give a .kolm file to score, or --endpoint URL"),
         (["eval", str(art), "--examples", str(ex), "-o", str(ex / "rec.json")], "cannot write the record"),
         (["eval", str(art), "--examples", str(ex), "--show", "-1"], "--show"),
