@@ -158,7 +158,13 @@ def eval_(ctx: click.Context, artifact: Path | None, examples: Path, endpoint: s
     if artifact is not None:
         _existing(artifact, ".kolm file")
     if endpoint is not None:
+        from urllib.parse import urlsplit
+
         from kolmbuild.compare.endpoint import eval_endpoint
+
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserInputError(f"--endpoint {endpoint}: not an http(s) URL", hint="e.g. http://127.0.0.1:8000/v1")
 
         if gates_spec or check:
             raise UserInputError("--gates and --check score an artifact; an endpoint has no K-score")

@@ -78,6 +78,8 @@ def test_bad_input_exits_2_naming_the_file(tmp_path: Path, make_artifact) -> Non
         (["eval", "--examples", str(ex)], "give a .kolm file to score, or --endpoint URL"),
         (["eval", str(art), "--examples", str(ex), "-o", str(ex / "rec.json")], "cannot write the record"),
         (["eval", str(art), "--examples", str(ex), "--show", "-1"], "--show"),
+        (["eval", "--endpoint", "notaurl", "--examples", str(ex)], "--endpoint notaurl: not an http(s) URL"),
+        (["eval", "--endpoint", "ftp://host/v1", "--examples", str(ex)], "not an http(s) URL"),
     ]
     for args, needle in cases:
         r = CliRunner().invoke(cli, args)
