@@ -182,6 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self._send_json(*_status_body(_openai_error(exc)))
             return
+        except KolmError as exc:  # e.g. a prompt longer than the context, found on the first step
+            self._send_json(500, {"error": {"message": exc.message, "type": "server_error"}})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")

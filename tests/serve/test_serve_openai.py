@@ -152,3 +152,14 @@ def test_health_answers_while_a_generation_runs(server: KolmHTTPServer, client: 
     assert ask(client, "hello recipe").choices[0].message.content == "recipe says hi"
     t.join(120)
     assert done.is_set()
+
+
+def test_a_prompt_longer_than_the_context_gets_an_error_status_when_streamed(server: KolmHTTPServer) -> None:
+    """The context check fails on the stream's first step: the client still gets a status and a message."""
+    long_prompt = "word " * 3000  # the fixture's context holds 1024 tokens
+    for path, body in (("/v1/completions", {"prompt": long_prompt, "max_tokens": 4, "stream": True}),
+                       ("/generate_stream", {"inputs": long_prompt, "parameters": {"max_new_tokens": 4}})):
+        r = httpx.post(server.url + path, json=body, timeout=60)
+        assert r.status_code == 500, (path, r.status_code)
+        assert "the context holds 1024" in r.json()["error"]["message"]
+    assert httpx.get(server.url + "/health", timeout=5).status_code == 200
