@@ -21,6 +21,7 @@ from kolmbuild.artifact.keys import SigningKey, resolve_signing_key
 from kolmbuild.artifact.reader import open_artifact
 from kolmbuild.artifact.signing import make_hmac
 from kolmbuild.artifact.writer import WrittenArtifact, seal, signer_block
+from kolmbuild.errors import UserInputError
 from kolmbuild.hashing import cid_of_json
 
 MAX_SIGSTORE = 16 * 1024**2
@@ -43,6 +44,11 @@ def sign_artifact(
         key = signing_key or resolve_signing_key(log)
         doc = dict(art.manifest)
         same_signer = doc["signer"]["fingerprint"] == key.fingerprint
+        if not same_signer and signing_key is None:  # never swap the signer unless asked to
+            raise UserInputError(
+                f"{src}: signed by key {doc['signer']['fingerprint'][:16]}…, not by your key {key.fingerprint[:16]}…: "
+                "adding a signature re-signs the file; pass --key to re-sign it with a key of yours"
+            )
         if not same_signer:
             doc["signer"] = signer_block(key)
             dropped = [n.rsplit("/", 1)[-1] for n in (SIG_HMAC, SIG_SIGSTORE) if art.has_member(n)]

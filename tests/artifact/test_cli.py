@@ -270,3 +270,16 @@ def test_verify_as_a_process_exits_0_then_2(sample, tmp_path: Path) -> None:
     bad.write_bytes(bytes(raw))
     no = subprocess.run([sys.executable, "-m", "kolmbuild", "verify", str(bad)], capture_output=True, text=True, env=env, timeout=120)
     assert no.returncode == 2 and "Traceback" not in no.stderr and "kolmbuild: error:" in no.stderr
+
+
+def test_sign_without_key_refuses_to_replace_another_signer(tmp_path: Path) -> None:
+    """Adding an HMAC to a file someone else signed must not silently re-sign it with your key."""
+    theirs = fixed_key(0x1234567)
+    w = write_sample(tmp_path / "theirs.kolm", key=theirs)
+    pub = tmp_path / "theirs.pub"
+    pub.write_bytes(public_pem(theirs.public_key))
+    before = w.path.read_bytes()
+    r = run("sign", str(w.path), "--hmac-key-env", "TEAM_KEY", "--pubkey", str(pub), env={"TEAM_KEY": "k1"})
+    assert r.exit_code == 2, r.output
+    assert theirs.fingerprint[:16] in r.output and "--key" in r.output
+    assert w.path.read_bytes() == before
