@@ -31,7 +31,7 @@ from kolmbuild.config.models import ShapeSpec, VerifierSpec
 from kolmbuild.data.examples import Example
 from kolmbuild.errors import ConfigError
 from kolmbuild.verifier.normalize import json_key, normalize_json, normalize_text, parse_json_output, token_f1
-from kolmbuild.verifier.schema import infer_schema, validate
+from kolmbuild.verifier.schema import infer_schema, schema_problems, validate
 from kolmbuild.verifier.shape import shape_regex
 from kolmbuild.verifier.user import UserVerifier, load_verifier_file
 from kolmbuild.verifier.user import from_json as user_from_json
@@ -230,6 +230,9 @@ def _text_verifier(examples: Sequence[Example], kind: str) -> Verifier:
 
 def _json_verifier(examples: Sequence[Example], shape: ShapeSpec) -> Verifier:
     if shape.schema_ is not None:
+        problems = schema_problems(dict(shape.schema_), "task.shape.schema")
+        if problems:
+            raise ConfigError("; ".join(problems))
         return Verifier("json", schema=dict(shape.schema_))
     values = []
     for e in examples:

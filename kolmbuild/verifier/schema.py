@@ -85,6 +85,50 @@ def _matches_type(value: Any, kind: str) -> bool:
     return actual == kind or (kind == "number" and actual == "integer")
 
 
+_TYPES = frozenset({"null", "boolean", "integer", "number", "string", "array", "object"})
+
+
+def schema_problems(schema: Any, where: str) -> list[str]:
+    """What :func:`validate` cannot use in a user's schema (a bad pattern or type, a keyword of the
+    wrong JSON type), each naming its place; [] when it can be used."""
+    if isinstance(schema, bool):
+        return []
+    if not isinstance(schema, dict):
+        return [f"{where}: a schema must be a mapping or a boolean, got {_type_of(schema)}"]
+    out: list[str] = []
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        bad = [k for k in kinds if not isinstance(k, str) or k not in _TYPES]
+        if bad:
+            out.append(f"{where}.type: {bad[0]!r} is not a JSON Schema type ({', '.join(sorted(_TYPES))})")
+    if "pattern" in schema:
+        try:
+            _compiled(schema["pattern"])
+        except (re.error, TypeError) as exc:
+            out.append(f"{where}.pattern: not a regular expression: {exc}")
+    for key, want in (("properties", dict), ("required", list), ("enum", list), ("allOf", list), ("anyOf", list),
+                      ("oneOf", list)):  # fmt: skip
+        if key in schema and not isinstance(schema[key], want):
+            out.append(f"{where}.{key}: must be {'a mapping' if want is dict else 'a list'}")
+    for key in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"):
+        if key in schema and (isinstance(schema[key], bool) or not isinstance(schema[key], (int, float))):
+            out.append(f"{where}.{key}: must be a number")
+    if isinstance(schema.get("properties"), dict):
+        for name, sub in schema["properties"].items():
+            out += schema_problems(sub, f"{where}.properties.{name}")
+    extra = schema.get("additionalProperties")
+    if extra is not None:
+        out += schema_problems(extra, f"{where}.additionalProperties")
+    if "items" in schema:
+        out += schema_problems(schema["items"], f"{where}.items")
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            for i, sub in enumerate(schema[key]):
+                out += schema_problems(sub, f"{where}.{key}[{i}]")
+    return out
+
+
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)

@@ -108,6 +108,21 @@ def test_task_schema_wins_over_inference(tmp_path: Path) -> None:
     assert v.check("x", {"n": 5}) and not v.check("x", {"n": -1}) and not v.check("x", {})
 
 
+@pytest.mark.parametrize(
+    ("schema", "match"),
+    [
+        ({"type": "object", "properties": {"n": {"type": "string", "pattern": "(["}}},
+         r"task\.shape\.schema\.properties\.n\.pattern: not a regular expression"),
+        ({"type": "object", "properties": {"n": {"type": 5}}}, r"task\.shape\.schema\.properties\.n\.type: 5"),
+        ({"type": "array", "items": {"type": "strng"}}, r"task\.shape\.schema\.items\.type: 'strng'"),
+        ({"type": "object", "required": "n"}, r"task\.shape\.schema\.required: must be a list"),
+    ],
+)
+def test_a_malformed_task_schema_is_a_located_config_error(tmp_path: Path, schema: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        synthesize(_ex([("a", {"n": "x"})]), ShapeSpec(output="json", schema=schema), AUTO, tmp_path)
+
+
 def test_validator_reports_paths() -> None:
     schema = infer_schema([{"a": [{"b": 1}]}, {"a": []}])
     assert validate({"a": [{"b": 2}]}, schema) == []
