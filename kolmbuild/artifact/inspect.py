@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kolmbuild.artifact.reader import Artifact
@@ -23,7 +24,7 @@ def summary(art: Artifact) -> dict[str, Any]:
         "format": m["format"],
         "created": m["created"],
         "manifest_cid": art.manifest_cid,
-        "shape": (m.get("task") or {}).get("shape"),
+        "shape": _dict(_dict(m.get("task")).get("shape")),
         "base": m.get("base"),
         "K": metrics.get("K"),
         "terms": {t: terms[t] for t in K_TERMS if t in terms},
@@ -34,8 +35,13 @@ def summary(art: Artifact) -> dict[str, Any]:
         "toolchain": m.get("toolchain") or {},
         "signer": m["signer"]["fingerprint"],
         "signatures": sorted(n.rsplit("/", 1)[-1] for n in art.member_names if n.startswith("signatures/")),
-        "stages": [r.get("stage") for r in m.get("receipts") or []],
+        "stages": [_dict(r).get("stage") for r in m.get("receipts") or []],
     }
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    """``v`` when it is a JSON object, else ``{}`` (free-form manifest blocks are not trusted to be well shaped)."""
+    return v if isinstance(v, dict) else {}
 
 
 def _size(n: int) -> str:
@@ -58,43 +64,44 @@ def _compute_fields(compute: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _fmt(v: Any) -> str:
+    """A manifest value as console text: markup in it is shown literally, never interpreted."""
     if isinstance(v, float):
         return f"{v:.3f}"
-    return "—" if v is None else str(v)
+    return "—" if v is None else escape(str(v))
 
 
 def render(s: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]{s['target']}[/bold] {s['version']}  ({s['format']}, built {s['created']})")
+    console.print(f"[bold]{_fmt(s['target'])}[/bold] {_fmt(s['version'])}  ({_fmt(s['format'])}, built {_fmt(s['created'])})")
     console.print(f"manifest  {s['manifest_cid']}")
     shape = s.get("shape") or {}
     if shape:
-        console.print(f"shape     {shape.get('input', '?')} → {shape.get('output', '?')}")
+        console.print(f"shape     {_fmt(shape.get('input', '?'))} → {_fmt(shape.get('output', '?'))}")
     base = s.get("base")
     if base:
         sha = (base.get("sha256") or "")[:16]
-        console.print(f"base      {base.get('name')}" + (f"  sha256 {sha}…" if sha else ""))
+        console.print(f"base      {_fmt(base.get('name'))}" + (f"  sha256 {_fmt(sha)}…" if sha else ""))
     terms = "  ".join(f"{k}={_fmt(v)}" for k, v in s["terms"].items())
     console.print(f"K-score   [bold]{_fmt(s['K'])}[/bold]" + (f"   ({terms})" if terms else ""))
     gates = s.get("gates") or {}
     if gates:
-        console.print("gates     " + "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(gates.items())))
+        console.print("gates     " + "  ".join(f"{_fmt(k)}={_fmt(v)}" for k, v in sorted(gates.items())))
 
     table = Table(title="components", show_edge=False, title_justify="left")
     table.add_column("name")
     table.add_column("size", justify="right")
     table.add_column("cid", overflow="fold")
     for name, c in s["components"].items():
-        table.add_row(name, _size(c["size"]), c["cid"])
+        table.add_row(name, _size(c["size"]), _fmt(c["cid"]))
     console.print(table)
     if s["absent"]:
-        console.print("absent    " + ", ".join(s["absent"]))
+        console.print("absent    " + ", ".join(_fmt(a) for a in s["absent"]))
     compute = s.get("compute") or {}
     if compute:
-        console.print("compute   " + "  ".join(f"{k}={_fmt(v)}" for k, v in _compute_fields(compute)))
+        console.print("compute   " + "  ".join(f"{_fmt(k)}={_fmt(v)}" for k, v in _compute_fields(compute)))
     tc = s.get("toolchain") or {}
     if tc:
-        pk = "  ".join(f"{k} {v}" for k, v in sorted((tc.get("packages") or {}).items()))
-        console.print(f"toolchain kolmbuild {tc.get('kolmbuild')}  python {tc.get('python')}" + (f"  {pk}" if pk else ""))
-    console.print(f"signed    key {s['signer'][:16]}…  ({', '.join(s['signatures']) or 'no signatures'})")
+        pk = "  ".join(f"{_fmt(k)} {_fmt(v)}" for k, v in sorted(_dict(tc.get("packages")).items()))
+        console.print(f"toolchain kolmbuild {_fmt(tc.get('kolmbuild'))}  python {_fmt(tc.get('python'))}" + (f"  {pk}" if pk else ""))
+    console.print(f"signed    key {_fmt(s['signer'][:16])}…  ({', '.join(s['signatures']) or 'no signatures'})")
     if s["stages"]:
-        console.print("stages    " + " → ".join(str(x) for x in s["stages"]))
+        console.print("stages    " + " → ".join(_fmt(x) for x in s["stages"]))

@@ -283,3 +283,12 @@ def test_sign_without_key_refuses_to_replace_another_signer(tmp_path: Path) -> N
     assert r.exit_code == 2, r.output
     assert theirs.fingerprint[:16] in r.output and "--key" in r.output
     assert w.path.read_bytes() == before
+
+
+def test_inspect_shows_manifest_text_literally(tmp_path: Path, key) -> None:
+    """Manifest strings are data: rich markup in them is printed as is, never interpreted (nor a traceback)."""
+    w = write_sample(tmp_path / "m.kolm", key=key, target="phi[/red]", version="1[bold]",
+                     task={"name": "phi", "shape": "text"}, gates={"K_min[/]": 0.7})
+    r = run("inspect", str(w.path))
+    assert r.exit_code == 0, r.output
+    assert "phi[/red] 1[bold]" in r.output and "K_min[/]=0.700" in r.output
