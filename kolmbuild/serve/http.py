@@ -131,8 +131,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             n = int(length)
         except ValueError:
+            self.close_connection = True  # the body's end is unknown: the next request cannot be found
             raise BadRequest("Content-Length is not a number") from None
         if n < 0 or n > MAX_BODY:
+            self.close_connection = True  # the unread body must not be parsed as the next request
             raise BadRequest(f"the body must be at most {MAX_BODY} bytes", status=413)
         raw = self.rfile.read(n)
         try:

@@ -163,3 +163,17 @@ def test_a_prompt_longer_than_the_context_gets_an_error_status_when_streamed(ser
         assert r.status_code == 500, (path, r.status_code)
         assert "the context holds 1024" in r.json()["error"]["message"]
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_an_oversized_body_is_refused_and_the_connection_closed(server: KolmHTTPServer) -> None:
+    """413 without reading the body: the server must hang up, not parse the body as the next request."""
+    import socket
+
+    host, port = server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000000\r\n\r\n" + b"GET /health HTTP/1.1\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 413") and data.count(b"HTTP/1.1 ") == 1
