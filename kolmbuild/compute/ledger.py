@@ -93,6 +93,10 @@ class Ledger:
         rentals = data.get("rentals") if isinstance(data, dict) else None
         if not isinstance(rentals, dict):
             raise ConfigError(f"{self.path}: the rental ledger has no 'rentals' mapping")
+        for run_id, row in rentals.items():
+            missing = [k for k in ("run_id", "backend", "state") if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise ConfigError(f"{self.path}: rentals.{run_id}: not a rental record (missing {', '.join(missing)})")
         return rentals
 
     def _write(self, rentals: dict[str, dict[str, Any]]) -> None:

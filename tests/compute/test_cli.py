@@ -146,3 +146,12 @@ def test_status_empty_and_test_without_token(project):
     assert r.exit_code == 1 and "FAIL  auth check" in r.output and "set KOLM_VAST_TOKEN" in r.output
     r = project.invoke("compute", "test", "local-cpu", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["passed"]
+
+
+@pytest.mark.parametrize("row", [5, {"run_id": "x"}])
+def test_status_with_a_malformed_ledger_row_names_it(project, _state_dir, row):
+    _state_dir.mkdir(parents=True, exist_ok=True)
+    (_state_dir / "rentals.json").write_text(json.dumps({"version": 1, "rentals": {"x": row}}))
+    r = project.invoke("compute", "status", "--no-remote")
+    assert r.exit_code == 2, r.output
+    assert "rentals.json: rentals.x: not a rental record" in r.output
