@@ -105,8 +105,11 @@ def generate_keypair(out_dir: Path | None = None, *, name: str = KEY_NAME, force
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_file(priv_path, pem, 0o600, exclusive=not force)
-    _write_file(pub_path, public_pem(key.public_key()), 0o644, exclusive=False)
+    try:
+        _write_file(priv_path, pem, 0o600, exclusive=not force)
+        _write_file(pub_path, public_pem(key.public_key()), 0o644, exclusive=False)
+    except OSError as exc:  # an --out that is a file, a read-only or missing parent
+        raise UserInputError(f"{out_dir}: cannot write the key pair there: {exc.strerror or exc}") from exc
     return priv_path, pub_path
 
 

@@ -292,3 +292,11 @@ def test_inspect_shows_manifest_text_literally(tmp_path: Path, key) -> None:
     r = run("inspect", str(w.path))
     assert r.exit_code == 0, r.output
     assert "phi[/red] 1[bold]" in r.output and "K_min[/]=0.700" in r.output
+
+
+def test_keygen_into_a_folder_it_cannot_create_exits_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = run("keygen", "--out", str(blocker / "keys"))
+    assert r.exit_code == 2 and not isinstance(r.exception, OSError), r.output
+    assert f"{blocker / 'keys'}: cannot write the key pair there" in r.output
