@@ -81,7 +81,9 @@ def rescore_artifact(
     path, examples_path = Path(path), Path(examples_path)
     where = f"{path}: manifest.json"
     with Predictor.open(path, verify=True, pubkey=pubkey, drift=False) as predictor:
-        with open_artifact(path, verify=False) as art:  # already verified by Predictor.open
+        # verified again: the verifier may embed user Python, and the file could have been swapped
+        # since Predictor.open checked it
+        with open_artifact(path, verify=True, pubkey=pubkey) as art:
             manifest = art.manifest
             verifier = verifier_of(art, str(path))
             sizes = artifact_sizes(art.components)

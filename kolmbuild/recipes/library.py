@@ -53,6 +53,10 @@ def month_alts(tail: str) -> list[Alt]:
 _D = "[0-9]"
 _AREA_REST = rf"(?:\({_D}{{3}}\) ?|{_D}{{3}}[ .-]){_D}{{3}}[ .-]{_D}{{4}}"
 
+# Latin letters beyond ASCII (Latin-1 Supplement and Latin Extended-A/B, without × and ÷): an
+# address such as josé.garcía@correo.es is one email, not "josé" left in clear before a match.
+_LATIN = "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+
 LIBRARY: dict[str, Shape] = {
     "ssn": Shape((Alt(_D, rf"{_D}{{2}}-{_D}{{2}}-{_D}{{4}}"),)),
     "phone-us": Shape((
@@ -61,7 +65,7 @@ LIBRARY: dict[str, Shape] = {
         Alt("[(]", rf"{_D}{{3}}\) ?{_D}{{3}}[ .-]{_D}{{4}}"),
         Alt(_D, rf"{_D}{{2}}[ .-]{_D}{{3}}[ .-]{_D}{{4}}"),
     )),
-    "email": Shape(anchored=Anchored(r"[\w.%+-]", "@", r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
+    "email": Shape(anchored=Anchored(rf"[\w.%+{_LATIN}-]", "@", rf"[A-Za-z0-9{_LATIN}-]+(?:\.[A-Za-z0-9{_LATIN}-]+)*\.[A-Za-z]{{2,}}")),
     "date-numeric": Shape((
         Alt(_D, rf"(?:{_D}?/{_D}{{1,2}}/(?:{_D}{{4}}|{_D}{{2}})|{_D}{{3}}-{_D}{{2}}-{_D}{{2}}|{_D}?\.{_D}{{1,2}}\.{_D}{{4}})"),
     )),

@@ -47,7 +47,8 @@ class _AnchoredRule:
         self.anchor = a.anchor
         self.token = rule.token
         left = re.compile(a.left, FLAGS)
-        self.left_chars = "".join(c for c in map(chr, range(128)) if left.fullmatch(c))
+        # ASCII and the Latin letters the library's shapes admit (U+0000..U+024F)
+        self.left_chars = "".join(c for c in map(chr, range(0x250)) if left.fullmatch(c))
         b = BOUNDARY_CLASS[rule.boundary]
         self.right = re.compile(f"(?:{a.right})(?!{b})", FLAGS)
         self.blocked = re.compile(b, FLAGS)
