@@ -2,9 +2,9 @@
 
 An upper estimate per request: the system prompt, the few-shot turns and the input at
 :data:`INPUT_CHARS` characters each, the recalled passages (``top_k`` chunks of ``chunk_chars``)
-when the task has a corpus, one token per 3 characters; and ``max_tokens`` of output, capped by
-the task's ``shape.max_output_tokens`` (longer answers fail the verifier anyway). Times ``k``
-samples per example.
+when the task has a corpus, one token per 3 characters; and the teacher's ``max_tokens`` of
+output, the same worst case the build's budget reserves before each call, so a build the quote
+says fits does not stop short of its budget. Times ``k`` samples per example.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def request_tokens(task: TaskSpec) -> tuple[int, int]:
     if task.corpus:
         chars += task.recall.top_k * task.recall.chunk_chars
     tokens_in = math.ceil(chars / CHARS_PER_TOKEN) + 8 * (2 * SHOTS + 2)
-    tokens_out = min(task.teacher.max_tokens, task.shape.max_output_tokens)
+    tokens_out = task.teacher.max_tokens
     return tokens_in, tokens_out
 
 
