@@ -63,7 +63,10 @@ def sign_artifact(
         bundle: bytes | Callable[[bytes], bytes] | None = sigstore
         if bundle is None and same_signer and art.has_member(SIG_SIGSTORE):
             bundle = art.read_member(SIG_SIGSTORE, MAX_SIGSTORE)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the folder should be, or no permission
+            raise UserInputError(f"{dest}: cannot write the signed file there: {exc.strerror or exc}") from exc
         with tempfile.TemporaryDirectory(prefix=".kolm-sign-", dir=dest.parent) as tmp:
             files = {name: art.extract(name, Path(tmp)) for name in art.components}
             return seal(dest, doc, files, key, hmac_record=hmac_record, sigstore_bundle=bundle)

@@ -121,7 +121,10 @@ def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_fil
     if out is not None:
         from kolmbuild.migrate.atomic import write_text_atomic
 
-        write_text_atomic(out, text + "\n")
+        try:
+            write_text_atomic(out, text + "\n")
+        except OSError as exc:
+            raise UserInputError(f"--out {out}: cannot write the record: {exc.strerror or exc}") from exc
     click.echo(text)
 
 

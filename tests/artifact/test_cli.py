@@ -300,3 +300,11 @@ def test_keygen_into_a_folder_it_cannot_create_exits_2(tmp_path: Path) -> None:
     r = run("keygen", "--out", str(blocker / "keys"))
     assert r.exit_code == 2 and not isinstance(r.exception, OSError), r.output
     assert f"{blocker / 'keys'}: cannot write the key pair there" in r.output
+
+
+def test_sign_out_into_an_impossible_folder_exits_2(sample, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = run("sign", str(sample.path), "--hmac-key-env", "TEAM_KEY", "--out", str(blocker / "s.kolm"), env={"TEAM_KEY": "k"})
+    assert r.exit_code == 2 and not isinstance(r.exception, OSError), r.output
+    assert "cannot write the signed file there" in r.output

@@ -101,3 +101,12 @@ def test_bench_defaults_to_the_shipped_heldout_inputs(phi_artifact: Path) -> Non
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout)
     assert rec["distinct_inputs"] == 60 and rec["routes"] == {"recipe": 500}
+
+
+def test_bench_out_into_an_impossible_folder_exits_2(phi_artifact: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = CliRunner().invoke(cli, ["bench", str(phi_artifact), "-n", "5", "--warmup", "0",
+                                   "--out", str(blocker / "rec.json")])
+    assert res.exit_code == 2 and not isinstance(res.exception, OSError), res.output
+    assert "cannot write the record" in res.output
