@@ -381,13 +381,15 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
         from kolmbuild.config.compose import Composer
 
         teacher = teacher_estimate(Composer(c.project).compose(target).config.task, job.rows) or 0.0
+    data_path = Path(data) if data else _target_data(c, target)
+    if data_path is not None and not command:
+        _check_training_rows(data_path)  # the dry run would reject it on the machine, after renting
     refuse_over_budget(q, cap, teacher)  # 1. budget gate: no provider call yet
     if adapter.provisioned or spec_obj.kind not in ("local", "self-hosted"):
         adapter.token()  # 2. credentials present (still no provider call)
     confirm_gate(q, confirm=confirm, is_tty=_stdin_is_tty(),  # 3. confirm gate
                  ask=lambda question: click.confirm(question, default=False, err=True))
     run_id = new_run_id()
-    data_path = Path(data) if data else _target_data(c, target)
     if not json_out:
         click.echo(f"renting {backend_name}: estimate ${q.cost_usd:.2f}, {_dur(q.duration_s)} ({q.basis}); "
                    f"run id {run_id}", err=True)
@@ -407,6 +409,17 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
             click.echo(f"  output: {p}")
     if result.exit_code != 0:
         raise KolmError(f"{backend_name}: the job exited with status {result.exit_code}; the machine was released")
+
+
+def _check_training_rows(path: Path) -> None:
+    """Every row of ``path`` is a JSON object with ``input`` and ``output`` (DataError naming file:line)."""
+    from kolmbuild.data.jsonl import read_jsonl
+    from kolmbuild.errors import DataError
+
+    read_jsonl(path)  # UTF-8 and JSON errors, located
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip() and not {"input", "output"} <= set(json.loads(line)):
+            raise DataError(f"{path}:{lineno}: a row needs 'input' and 'output'")
 
 
 def _target_data(c: Context, target: str | None) -> Path | None:

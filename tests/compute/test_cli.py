@@ -155,3 +155,15 @@ def test_status_with_a_malformed_ledger_row_names_it(project, _state_dir, row):
     r = project.invoke("compute", "status", "--no-remote")
     assert r.exit_code == 2, r.output
     assert "rentals.json: rentals.x: not a rental record" in r.output
+
+
+def test_rent_checks_the_data_before_renting(project, _state_dir, tmp_path):
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text('{"input": "a", "output": "b"}\n{"input": "no output"}\n')
+    r = project.invoke("compute", "rent", "--backend", "local-cpu", "--confirm", "--data", str(bad))
+    assert r.exit_code == 2, r.output
+    assert f"{bad}:2: a row needs 'input' and 'output'" in r.output
+    assert not (_state_dir / "rentals.json").exists()  # nothing was rented
+    bad.write_text('{"input": "a", "output": "b"}\n{oops\n')
+    r = project.invoke("compute", "rent", "--backend", "local-cpu", "--confirm", "--data", str(bad))
+    assert r.exit_code == 2 and f"{bad}:2: not JSON" in r.output
