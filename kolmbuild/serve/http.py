@@ -127,6 +127,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> Any:
         length = self.headers.get("Content-Length")
         if length is None:
+            if self.headers.get("Transfer-Encoding"):  # its unread chunks would be parsed as the next request
+                self.close_connection = True
+                raise BadRequest("send the body with a Content-Length (chunked request bodies are not supported)",
+                                 status=411)
             return None
         try:
             n = int(length)

@@ -177,3 +177,17 @@ def test_an_oversized_body_is_refused_and_the_connection_closed(server: KolmHTTP
         while chunk := sock.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 413") and data.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_chunked_request_body_is_refused_and_the_connection_closed(server: KolmHTTPServer) -> None:
+    import socket
+
+    host, port = server.server_address[:2]
+    body = b'{"model": "helper", "messages": [{"role": "user", "content": "hello recipe"}]}'
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 411") and b"Content-Length" in data and data.count(b"HTTP/1.1 ") == 1
