@@ -6,12 +6,14 @@ A quote runs no code and calls no provider: it is arithmetic over the backend's 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.registry import extra
 from kolmbuild.config.models import BackendSpec
+from kolmbuild.errors import ConfigError
 
 SLACK = 2.0
 
@@ -46,8 +48,19 @@ def pricing_label(spec: BackendSpec) -> str:
     return f"${p.rate_usd:g}/call"
 
 
+def _number(spec: BackendSpec, key: str, default: float, *, positive: bool) -> float:
+    """A numeric field of a backend's conf, checked (a ConfigError naming the backend and key)."""
+    value = extra(spec, key, default)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        want = "a number > 0" if positive else "a number >= 0"
+        raise ConfigError(f"backend {spec.name!r}: {key}: expected {want}, got {value!r}",
+                          hint=f"fix {key} in conf/backend/{spec.name}.yaml")
+    return float(value)
+
+
 def throughput_flops(spec: BackendSpec) -> float:
-    return float(extra(spec, "effective_tflops", 1.0)) * 1e12
+    return _number(spec, "effective_tflops", 1.0, positive=True) * 1e12
 
 
 def _flops(x: float) -> str:
@@ -83,7 +96,7 @@ def quote(spec: BackendSpec, job: Job) -> Quote:
         calls = job.eval_cases
         cost = calls * p.rate_usd
         priced = f"{calls} calls x ${p.rate_usd:g}"
-    cost = max(cost, float(extra(spec, "min_charge_usd", 0.0) or 0.0))
+    cost = max(cost, _number(spec, "min_charge_usd", 0.0, positive=False) if extra(spec, "min_charge_usd") else 0.0)
     basis = (
         f"({spec.cold_start_seconds:g} s cold + {_flops(work)} / {tput / 1e12:g} TFLOP/s = "
         f"{spec.cold_start_seconds + compute_s:.0f} s) x{SLACK:g} slack; {priced}"

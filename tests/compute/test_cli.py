@@ -167,3 +167,12 @@ def test_rent_checks_the_data_before_renting(project, _state_dir, tmp_path):
     bad.write_text('{"input": "a", "output": "b"}\n{oops\n')
     r = project.invoke("compute", "rent", "--backend", "local-cpu", "--confirm", "--data", str(bad))
     assert r.exit_code == 2 and f"{bad}:2: not JSON" in r.output
+
+
+@pytest.mark.parametrize(("key", "value"), [("effective_tflops", 0), ("effective_tflops", "fast"), ("min_charge_usd", -1)])
+def test_a_bad_number_in_a_backend_conf_is_named(project, key, value):
+    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                               "auth": ["KOLM_REMOTE_HOST"], key: value})
+    r = project.invoke("compute", "quote")
+    assert r.exit_code == 2, r.output
+    assert f"backend 'my-box': {key}: expected a number" in r.output
