@@ -176,3 +176,11 @@ def test_a_bad_number_in_a_backend_conf_is_named(project, key, value):
     r = project.invoke("compute", "quote")
     assert r.exit_code == 2, r.output
     assert f"backend 'my-box': {key}: expected a number" in r.output
+
+
+def test_a_timing_knob_that_is_not_a_number_is_named(project):
+    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                               "auth": ["KOLM_REMOTE_HOST"], "poll_seconds": "often"})
+    r = project.invoke("compute", "rent", "--backend", "my-box", "--confirm")
+    assert r.exit_code == 2, r.output
+    assert "backend 'my-box': poll_seconds" in r.output and "must be numbers" in r.output

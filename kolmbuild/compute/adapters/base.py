@@ -26,7 +26,7 @@ from kolmbuild.compute.ledger import Ledger, Rental
 from kolmbuild.compute.quote import Quote, quote
 from kolmbuild.compute.registry import extra
 from kolmbuild.config.models import BackendSpec
-from kolmbuild.errors import ComputeError, UserInputError
+from kolmbuild.errors import ComputeError, ConfigError, UserInputError
 
 OnProgress = Callable[[str], None]
 
@@ -98,13 +98,19 @@ class AdapterSettings:
     def from_spec(cls, spec: BackendSpec) -> AdapterSettings:
         d = cls()
         backoff = extra(spec, "terminate_backoff_seconds")
-        return cls(
-            poll_s=float(extra(spec, "poll_seconds", d.poll_s)),
-            ready_timeout_s=float(extra(spec, "ready_timeout_seconds", d.ready_timeout_s)),
-            max_poll_failures=int(extra(spec, "max_poll_failures", d.max_poll_failures)),
-            terminate_backoff_s=tuple(float(x) for x in backoff) if backoff else d.terminate_backoff_s,
-            http_timeout_s=float(extra(spec, "http_timeout_seconds", d.http_timeout_s)),
-        )
+        try:
+            return cls(
+                poll_s=float(extra(spec, "poll_seconds", d.poll_s)),
+                ready_timeout_s=float(extra(spec, "ready_timeout_seconds", d.ready_timeout_s)),
+                max_poll_failures=int(extra(spec, "max_poll_failures", d.max_poll_failures)),
+                terminate_backoff_s=tuple(float(x) for x in backoff) if backoff else d.terminate_backoff_s,
+                http_timeout_s=float(extra(spec, "http_timeout_seconds", d.http_timeout_s)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"backend {spec.name!r}: poll_seconds, ready_timeout_seconds, max_poll_failures, "
+                f"terminate_backoff_seconds and http_timeout_seconds must be numbers ({exc})"
+            ) from exc
 
 
 class Adapter:
