@@ -20,21 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kolmbuild.errors import ConfigError
+from kolmbuild.userconfig import state_dir
 
 State = Literal["provisioning", "running", "releasing", "released", "release-failed"]
 LIVE_STATES: tuple[str, ...] = ("provisioning", "running", "releasing", "release-failed")
-
-
-def state_dir() -> Path:
-    """``$KOLM_STATE_DIR``; else ``<KOLM_CONFIG_DIR>/state`` when that is set; else XDG state home."""
-    explicit = os.environ.get("KOLM_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    cfg = os.environ.get("KOLM_CONFIG_DIR")
-    if cfg:
-        return Path(cfg) / "state"
-    xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "kolmbuild"
 
 
 def new_run_id() -> str:

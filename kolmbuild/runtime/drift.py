@@ -21,16 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from kolmbuild.hashing import canonical_json
+from kolmbuild.userconfig import state_dir
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def state_dir() -> Path:
-    explicit = os.environ.get("KOLM_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "kolmbuild"
 
 
 def drift_log_path(target: str) -> Path:
