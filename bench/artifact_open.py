@@ -19,25 +19,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
-
-def median_time(fn: Callable[[], object], reps: int) -> float:
-    samples = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+from _record import emit, median_time  # noqa: E402  (bench/ is sys.path[0])
 
 
 def main() -> int:
@@ -105,11 +95,7 @@ def main() -> int:
         "ratio_open_to_sha256_pass": round(opened / baseline, 2),
         "ratio_open_to_zipfile_read": round(opened / zf, 2),
     }
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(record, args.out)
     return 0
 
 

@@ -15,15 +15,14 @@ process (Python start-up and imports included). Prints one JSON record (and writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _record import emit, median_time  # noqa: E402  (bench/ is sys.path[0])
 
 TARGET_S = 0.050
 
@@ -59,13 +58,6 @@ def hydra_compose_all() -> int:
     return n
 
 
-def median_time(fn, reps: int) -> float:
-    samples = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -97,10 +89,7 @@ def main() -> None:
         "target_s": TARGET_S,
         "meets_target": pq < TARGET_S,
     }
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(record, args.out)
     if not record["meets_target"]:
         sys.exit(1)
 

@@ -13,7 +13,6 @@ embedder (loaded once, its load time reported apart):
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
 import shutil
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _record import emit  # noqa: E402  (bench/ is sys.path[0])
 
 from kolmbuild.config.models import RecallSpec  # noqa: E402
 from kolmbuild.recall import build_index, list_corpus, open_index  # noqa: E402
@@ -103,10 +104,7 @@ def main() -> None:
         "ratio_cold_to_one_change": round(statistics.median(cold) / statistics.median(change), 2),
         "search_p50_s": round(statistics.median(lat), 5),
     }
-    text = json.dumps(record, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _record import emit  # noqa: E402  (bench/ is sys.path[0])
+
 from kolmbuild.config.models import RecipesSpec, ShapeSpec, VerifierSpec  # noqa: E402
 from kolmbuild.data import load_examples  # noqa: E402
 from kolmbuild.recipes import RecipePack, SpanRecipe, learn  # noqa: E402
@@ -148,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
         },
     }
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(record, args.out)
     return 0
 
 
