@@ -46,4 +46,4 @@ def test_the_phi_redactor_passes_its_gate_with_K_at_least_085(phi_project: Path)
     held = phi_project / "examples/phi-redactor/eval.jsonl"
     out = CliRunner().invoke(cli, ["eval", str(art), "--examples", str(held), "--json", "--check"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["kscore"] == ev
+    assert json.loads(out.stdout)["kscore"] == {k: v for k, v in ev.items() if k != "selection"}  # selection: build only
