@@ -7,7 +7,8 @@ the seed, never on file order, Python's ``random`` or the other rows, so adding 
 never moves another row to another part.
 
 Only tiny sets need more: when a part would be empty, the row whose ``u`` lies nearest to that
-part's band is moved into it (recorded as ``borrowed``), which can change when rows are added.
+part's band, taken from a part that has rows to spare, is moved into it (recorded as
+``borrowed``); that choice can change when rows are added.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def three_way_split(examples: Sequence[Example], test: float, select: float, see
     """Split ``examples`` into train / select / test by their seeded position (module doc).
 
     ``test`` 0 means the task has an eval set (the test set): the examples go to train and select
-    only. A part that would be empty borrows its nearest row while there are rows to spare (one
-    stays in train); with too few rows it stays empty and the caller decides.
+    only. A part that would be empty borrows its nearest row from a part with two or more; with
+    too few rows it stays empty and the caller decides.
     """
     if not 0 <= test < 1 or not 0 < select < 1 or test + select >= 1:
         raise ValueError(f"bad split shares: test {test}, select {select}")
@@ -75,14 +76,16 @@ def three_way_split(examples: Sequence[Example], test: float, select: float, see
     for i, u in enumerate(pos):
         where[i] = "test" if u < test else "select" if u < test + select else "train"
     borrowed: list[str] = []
-    wanted = ["test", "select"] if test > 0 else ["select"]
-    for part in wanted:
-        if any(p == part for p in where.values()):
+    bands = {"train": (test + select, 1.0), "test": (0.0, test), "select": (test, test + select)}
+    for part in ["train", "test", "select"] if test > 0 else ["train", "select"]:
+        if part in where.values():
             continue
-        donors = [i for i, p in where.items() if p == "train"]
-        if len(donors) < 2:  # keep at least one training row
+        lo, hi = bands[part]
+        sizes = {name: sum(1 for p in where.values() if p == name) for name in PARTS}
+        donors = [i for i, p in where.items() if sizes[p] >= 2]  # a part keeps at least one row
+        if not donors:
             continue
-        nearest = min(donors, key=lambda i: (pos[i], i))  # train lies above both bands: lowest is nearest
+        nearest = min(donors, key=lambda i: (lo - pos[i] if pos[i] < lo else pos[i] - hi, i))
         where[nearest] = part
         borrowed.append(part)
     parts = {name: tuple(e for i, e in enumerate(examples) if where[i] == name) for name in PARTS}

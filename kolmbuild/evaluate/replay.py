@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from kolmbuild.engine.stage import NullProgress, Progress
-from kolmbuild.errors import ArtifactError
+from kolmbuild.errors import ArtifactError, KolmError
 from kolmbuild.evaluate.cases import CaseResult
 from kolmbuild.hashing.jcs import canonical_json
 
 HASH = "sha256-jcs"  # sha256 of the RFC 8785 canonical JSON of the value
+
+
+class ReplayDiffers(KolmError):
+    """Some test row's output is not the one the build recorded (exit 1)."""
 
 
 def value_sha(value: Any) -> str:
