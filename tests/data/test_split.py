@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from kolmbuild.config.models import SplitSpec
 from kolmbuild.data import Example, id_ranges, three_way_split
 from kolmbuild.data.split import position
 
@@ -68,3 +71,9 @@ def test_tiny_sets_borrow_the_nearest_row_and_keep_one_to_train() -> None:
 def test_id_ranges() -> None:
     assert id_ranges([5, 0, 1, 2, 9, 8]) == [[0, 2], [5, 5], [8, 9]]
     assert id_ranges([]) == []
+
+
+def test_split_settings_must_leave_rows_to_train_on() -> None:
+    assert SplitSpec().model_dump() == {"holdout": 0.2, "select": 0.2, "seed": 0}
+    with pytest.raises(ValidationError, match="must leave rows to train on"):
+        SplitSpec(holdout=0.5, select=0.5)
