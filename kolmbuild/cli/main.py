@@ -33,6 +33,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "seeds": ("kolmbuild.cli.seeds_cmds:seeds", "Validate or convert example files."),
     "run": ("kolmbuild.cli.run_cmds:run", "Answer inputs with a .kolm file, offline."),
     "eval": ("kolmbuild.cli.eval_cmds:eval_", "Score a .kolm file (or an endpoint) on examples."),
+    "replay": ("kolmbuild.cli.replay_cmds:replay", "Re-run a .kolm file's test rows; exit 1 on any changed output."),
+    "drift": ("kolmbuild.cli.drift_cmds:drift", "Inputs run/serve logged: list, accept for the next compile, clear."),
     "serve": ("kolmbuild.cli.serve_cmds:serve", "Serve a .kolm file (OpenAI / LoRAX compatible)."),
     "bench": ("kolmbuild.cli.serve_cmds:bench", "Measure calls/s or tokens/s of a .kolm file."),
     "import": ("kolmbuild.cli.migrate_cmds:import_", "Import a Predibase/Ludwig export."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -31,10 +31,20 @@ class ShapeSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """Held-out split used when the task has no eval set."""
+    """How gold rows are split: ``train`` (learned from), ``select`` (chooses recipes, early-stops
+    training) and ``test`` (scores K, seen by no choice). ``holdout`` is the test share when the
+    task has no eval set (an eval set *is* the test set); ``select`` is the share of the examples
+    held for selection. Each row's part is decided by a hash of (seed, input): docs/k-score.md."""
 
     holdout: float = Field(default=0.2, gt=0, lt=1)
+    select: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _room_to_train(self) -> SplitSpec:
+        if self.holdout + self.select >= 1:
+            raise ValueError(f"holdout ({self.holdout}) + select ({self.select}) must leave rows to train on (< 1)")
+        return self
 
 
 class RecallSpec(_Strict):
@@ -61,6 +71,9 @@ class TeacherSpec(_Strict):
     max_retries: int = Field(default=4, ge=0)
     budget_usd: float = Field(default=1.0, ge=0)
     system_prompt: str | None = None
+    # an unlabelled input's label is kept only when this share of its k samples agree on it
+    # (self-consistency; a clear majority, so above one half)
+    min_agreement: float = Field(default=0.6, gt=0.5, le=1)
 
 
 class VerifierSpec(_Strict):
@@ -106,6 +119,7 @@ class TaskSpec(_Strict):
     shape: ShapeSpec = ShapeSpec()
     examples: str
     eval: str | None = None
+    unlabeled: str | None = None  # JSONL of {"input": …}: the teacher labels them (docs/distill.md)
     split: SplitSpec = SplitSpec()
     corpus: str | None = None
     recall: RecallSpec = RecallSpec()

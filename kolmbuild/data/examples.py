@@ -187,6 +187,51 @@ def load_examples(path: Path, shape: ShapeSpec) -> list[Example]:
     return examples
 
 
+@dataclass(frozen=True)
+class Unlabeled:
+    """One input of an unlabelled file (``task.unlabeled``), with the line it came from."""
+
+    line: int
+    input: Any
+
+
+@dataclass(frozen=True)
+class UnlabeledSet:
+    inputs: tuple[Unlabeled, ...]
+    duplicates: int  # lines whose input an earlier line already gave (skipped)
+
+
+def load_unlabeled(path: Path, shape: ShapeSpec) -> UnlabeledSet:
+    """The inputs of an unlabelled JSONL file: one ``{"input": …}`` object per line (other keys are
+    ignored, an ``output`` is refused: labelled rows belong in ``task.examples``). Repeated inputs
+    are kept once. Raises :class:`ExamplesInvalid` listing every bad line; an empty file is an
+    empty set (accepted drift starts from one)."""
+    rows, problems = parse_lines(read_text(path))
+    seen: set[bytes] = set()
+    inputs: list[Unlabeled] = []
+    duplicates = 0
+    for row in rows:
+        if "input" not in row.value:
+            problems.append(LineProblem(row.line, "missing key 'input'"))
+            continue
+        if "output" in row.value:
+            problems.append(LineProblem(row.line, "has an 'output': labelled rows belong in task.examples"))
+            continue
+        bad = _type_problem(row.value["input"], shape.input, "input", None)
+        if bad:
+            problems.append(LineProblem(row.line, bad))
+            continue
+        key = canonical_json(row.value["input"])
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        inputs.append(Unlabeled(row.line, row.value["input"]))
+    if problems:
+        raise ExamplesInvalid(path, sorted(problems, key=lambda p: p.line))
+    return UnlabeledSet(tuple(inputs), duplicates)
+
+
 def infer_shape(rows: Sequence[ParsedRow]) -> ShapeSpec:
     """The shape most rows have: text or JSON input; text, label or JSON output.
 

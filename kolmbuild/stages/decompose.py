@@ -1,8 +1,9 @@
 """Stage ``decompose``: learn the recipe pack from verified labels and verify it on held-out rows.
 
-Reads ``labels.jsonl`` and ``verifier.json`` (distill) and ``heldout.jsonl`` (ingest); writes
+Reads ``labels.jsonl`` and ``verifier.json`` (distill) and ``select.jsonl`` (ingest: the rows that
+choose recipes; the test rows in ``heldout.jsonl`` score K and are never seen here); writes
 ``recipes.json`` (``RecipePack.to_json()``) and ``decompose.json`` (per-recipe coverage and
-accuracy on the held-out rows, whether each was kept, and the pack's totals).
+accuracy on the select rows, whether each was kept, and the pack's totals).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def run(ctx: StageContext) -> StageResult:
         raise BuildFailed("decompose: the distill stage left no verifier.json")
     verifier = Verifier.from_json(json.loads(verifier_path.read_text(encoding="utf-8")))
     train = _rows(ctx.up("distill", "labels.jsonl"), "labels.jsonl")
-    heldout = _rows(ctx.up("ingest", "heldout.jsonl"), "heldout.jsonl")
+    heldout = _rows(ctx.up("ingest", "select.jsonl"), "select.jsonl")  # choose on select rows, never test
     ctx.progress.start("learn recipes", total=None)
     pack = learn(train, heldout, verifier, spec, shape)
     write_json(ctx.output("recipes.json"), pack.to_json())

@@ -1,9 +1,15 @@
-"""The evaluate stage: score the would-be artifact on its held-out cases and enforce the gate.
+"""The evaluate stage: score the would-be artifact on its test rows and enforce the gate.
 
 The runtime is built from the very files the package stage will ship (``Predictor.from_parts``);
-each held-out row is answered and judged by the synthesized verifier. Latency and cost come from
-the reference-machine model (docs/k-score.md) so eval.json and the receipt are functions of the
-inputs; the measured wall-clock p50 only goes to the build log. Below the gate the stage raises
+each test row (ingest's ``heldout.jsonl``, seen by no earlier choice) is answered and judged by the
+synthesized verifier: that is K, and the gate applies to it. The select rows (which chose the
+recipes) are scored the same way and reported apart as the *selection score*: it is optimistic by
+construction, and the gap between the two says how much the choices fit the select rows.
+
+Latency and cost come from the reference-machine model (docs/k-score.md) so eval.json and the
+receipt are functions of the inputs; the measured wall-clock p50 only goes to the build log. The
+receipt also records, per test row, the hashes of its input and of the runtime's output
+(:mod:`kolmbuild.evaluate.replay`) for ``kolmbuild replay``. Below the gate the stage raises
 :class:`~kolmbuild.errors.GateFailed` naming the short terms: no eval.json, so no package, so no
 artifact at the output path.
 """
@@ -22,7 +28,8 @@ from kolmbuild.engine.stage import StageContext, StageResult
 from kolmbuild.errors import BuildFailed, DataError
 from kolmbuild.evaluate import cases_from_rows, gate_error, run_cases, score
 from kolmbuild.evaluate.profile import file_sizes, gates_of, model_profile, teacher_of
-from kolmbuild.evaluate.score import SizeInfo
+from kolmbuild.evaluate.replay import replay_record
+from kolmbuild.evaluate.score import KScore, SizeInfo
 from kolmbuild.hashing import canonical_json
 from kolmbuild.migrate.atomic import write_bytes_atomic
 from kolmbuild.stages.package import base_reference, gather_components, read_json
@@ -97,6 +104,12 @@ def _predictor(ctx: StageContext, task: Mapping[str, Any], shipped: Shipped) -> 
     return Predictor.from_parts(parts)
 
 
+def selection_score(ks: KScore) -> dict[str, Any]:
+    """The score on the select rows, as eval.json and the receipt report it (never gated)."""
+    return {"K": ks.K, "terms": ks.terms.to_json(), "cases": ks.n, "passed": ks.passed,
+            "pass_rate": round(ks.passed / ks.n, 6) if ks.n else 0.0}  # fmt: skip
+
+
 def run(ctx: StageContext) -> StageResult:
     task: Mapping[str, Any] = ctx.param("task") or {}
     gates = gates_of(ctx.param("gates"), where="gates")
@@ -109,20 +122,29 @@ def run(ctx: StageContext) -> StageResult:
             f"target {ctx.target!r}: the held-out set is empty, nothing to score",
             hint="add rows to task.eval, or raise task.split.holdout",
         )
+    select_path = ctx.up("ingest", "select.jsonl")
+    select_cases = cases_from_rows(read_jsonl(select_path)) if select_path is not None else []
     verifier = _load_verifier(ctx.up("distill", "verifier.json"))
     shipped = locate_parts(ctx, task)
     with _predictor(ctx, task, shipped) as predictor:  # closing it frees llama.cpp
         results = run_cases(predictor.predict, verifier.check, cases, ctx.progress)
+        selected = run_cases(predictor.predict, verifier.check, select_cases, ctx.progress) if select_cases else []
     has_index = "index" in shipped.files
-    ks = score(
-        results,
-        size=shipped.size,
-        model=model_profile(task, weight_bytes=shipped.weight_bytes, has_index=has_index),
-        teacher=teacher_of(task, has_index=has_index),
-        gates=gates,
-    )
+
+    def scored(judged: list[Any]) -> KScore:
+        return score(
+            judged,
+            size=shipped.size,
+            model=model_profile(task, weight_bytes=shipped.weight_bytes, has_index=has_index),
+            teacher=teacher_of(task, has_index=has_index),
+            gates=gates,
+        )
+
+    ks = scored(results)
+    selection = selection_score(scored(selected)) if selected else None
     measured = percentile([r.measured_ms for r in results], 50)
-    ctx.progress.log(f"{ks.line()}; measured p50 {measured:.3f} ms on this machine (not recorded)")
+    line = ks.line() + (f"; selection K {selection['K']:.4f} on {selection['cases']} select rows" if selection else "")
+    ctx.progress.log(f"{line}; measured p50 {measured:.3f} ms on this machine (not recorded)")
     if not ks.ok:
         errors = [r for r in results if r.error]
         detail = [f"{len(errors)} case(s) raised: {errors[0].error}"] if errors else []
@@ -130,5 +152,10 @@ def run(ctx: StageContext) -> StageResult:
         if failed:
             detail.append(f"failing held-out ids: {', '.join(failed)}{' …' if ks.n - ks.passed > 10 else ''}")
         raise gate_error(ctx.target, ks.K, ks.shortfalls, detail)
-    write_bytes_atomic(ctx.output("eval.json"), canonical_json(ks.to_json()))
-    return StageResult(metrics=ks.metrics(), summary=ks.line())
+    record = ks.to_json()
+    metrics = ks.metrics()
+    if selection is not None:
+        record["selection"] = metrics["selection"] = selection
+    metrics["replay"] = replay_record(results)
+    write_bytes_atomic(ctx.output("eval.json"), canonical_json(record))
+    return StageResult(metrics=metrics, summary=line)

@@ -52,9 +52,24 @@ def user_prompt(input_value: Any, hits: Sequence[Hit]) -> str:
     return text + f"Input:\n{render(input_value)}"
 
 
-def pick_shots(examples: Sequence[Example], current: Example, shots: int) -> list[Example]:
-    """The first ``shots`` examples other than ``current`` (deterministic)."""
-    return [e for e in examples if e.id != current.id][:shots]
+SHOT_CHARS = 2000  # an example longer than this (input + output) is never a shot
+
+
+def shot_pool(examples: Sequence[Example], shots: int) -> list[Example]:
+    """The first ``shots + 1`` examples short enough to show (so one huge example is not copied
+    into every request): enough for :func:`pick_shots` to leave the current one out. One pass."""
+    out: list[Example] = []
+    for e in examples:
+        if len(out) > shots:
+            break
+        if len(render(e.input)) + len(render(e.output)) <= SHOT_CHARS:
+            out.append(e)
+    return out
+
+
+def pick_shots(pool: Sequence[Example], current: Example, shots: int) -> list[Example]:
+    """The first ``shots`` examples of ``pool`` (see :func:`shot_pool`) other than ``current``."""
+    return [e for e in pool[: shots + 1] if e.id != current.id][:shots]
 
 
 def build_requests(

@@ -43,7 +43,13 @@ class ChatRequest:
         }
 
     def cid(self) -> str:
-        return str(cid_of_json(self.canonical()))
+        """The request's CID, computed once per request (the cache lookup, the cache write and the
+        log all ask; canonical JSON of a long prompt is not free)."""
+        cached: str | None = self.__dict__.get("_cid")
+        if cached is None:
+            cached = str(cid_of_json(self.canonical()))
+            object.__setattr__(self, "_cid", cached)  # a memo, not a field: equality ignores it
+        return cached
 
     def prompt_chars(self) -> int:
         return len(self.system) + sum(len(m.content) for m in self.messages)

@@ -47,6 +47,7 @@ class Project:
         self.train = root / "up" / "train.jsonl"
         write_jsonl(self.train, [{"id": i, "input": k, "output": v} for i, (k, v) in enumerate(CAPITALS.items(), 1)])
         self.index: Path | None = None
+        self.unlabeled: Path | None = None
         self.runs = 0
         self.logs = Logs()
 
@@ -60,7 +61,8 @@ class Project:
                     "task.verifier": {"kind": "auto", "path": None}, "task.recall": {"top_k": 2},
                     "task.description": "Name the capital city of the country."},
             inputs={"task.verifier.path": None},
-            upstream={"ingest": {"train.jsonl": self.train}, "recall": {"index.sqlite": self.index} if self.index else {}},
+            upstream={"ingest": {"train.jsonl": self.train, **({"unlabeled.jsonl": self.unlabeled} if self.unlabeled else {})},
+                      "recall": {"index.sqlite": self.index} if self.index else {}},
             receipts={}, progress=self.logs,
         )
 
@@ -104,7 +106,7 @@ def test_without_teacher_labels_are_the_gold_rows(project: Project) -> None:
     verifier = Verifier.from_json(json.loads(ctx.output("verifier.json").read_text()))
     assert verifier.check("France", "paris", "Paris") and not verifier.check("France", "Lyon", "Paris")
     report = json.loads(ctx.output("distill.json").read_text())
-    assert report == dict(result.metrics)
+    assert report == dict(result.metrics)  # no unlabelled inputs: the report is the metrics
     assert report["teacher"] is None and report["teacher_cost_usd"] == 0.0 and report["sources"] == {"gold": 5, "teacher": 0}
 
 
@@ -188,6 +190,89 @@ def test_samples_are_grounded_on_recalled_passages(project: Project, server: tup
     assert [(r["output"], r["source"]) for r in rows] == [("Zorblat", "teacher"), ("Quuxton", "teacher")]
     last = fake.seen[-1].body["messages"][-1]["content"]
     assert "Passages that may help:" in last and "weather.txt" not in last.split("[2]")[0]
+
+
+MORE = {"Chile": "Santiago", "Egypt": "Cairo", "Ghana": "Accra", "Nepal": "Kathmandu"}
+
+
+def with_unlabeled(project: Project, countries: list[str]) -> None:
+    project.unlabeled = project.root / "up" / "unlabeled.jsonl"
+    write_jsonl(project.unlabeled, [{"id": 100 + i, "input": c, "line": i + 1} for i, c in enumerate(countries)])
+
+
+def test_unlabelled_inputs_get_teacher_labels_by_clear_majority(project: Project, server: tuple[ScriptedTeacher, str]) -> None:
+    """Without a reference, the k samples must agree; disagreeing samples are rejected and said why."""
+    fake, url = server
+    truth = {**CAPITALS, **MORE}
+
+    def answer(body: dict[str, Any]) -> str:
+        country, seed = input_of(body), body["seed"]
+        if country == "Ghana":  # a noisy teacher on this one: every sample says something else
+            return ["Accra", "Kumasi", "Tamale", "Accra"][seed]
+        if country == "Nepal":
+            return "Kathmandu" if seed < 3 else "Pokhara"  # 3 of 4 agree
+        return truth[country]
+
+    fake.answer = answer
+    with_unlabeled(project, list(MORE))
+    ctx = project.ctx(teacher_cfg(url, k=4))
+    metrics = distill.run(ctx).metrics
+    assert fake.count == 4 * (5 + 4)
+    rows = read_jsonl(ctx.output("labels.jsonl"))
+    teacher_rows = {r["input"]: r for r in rows if r["id"] >= 100}
+    assert teacher_rows == {c: {"id": 100 + i, "input": c, "output": MORE[c], "source": "teacher", "verified": True}
+                            for i, c in enumerate(MORE) if c != "Ghana"}  # fmt: skip
+    assert metrics["unlabeled"] == {"inputs": 4, "kept": 3, "rejected": 1, "why_rejected": {"no clear majority": 1}}
+    assert metrics["sources"] == {"gold": 0, "teacher": 8}
+    report = json.loads(ctx.output("distill.json").read_text())
+    lines = {r["line"]: r for r in report["unlabeled"]["per_input"]}
+    assert lines[3] == {"id": 102, "line": 3, "kept": False, "agreement": 0.5, "votes": 2, "valid": 4, "k": 4,
+                        "reason": "no clear majority: the top answer has 2 of 4 samples, next 1 (agreement 0.50 < 0.60)"}  # fmt: skip
+    assert lines[4]["kept"] and lines[4]["agreement"] == 0.75
+    assert "per_input" not in metrics["unlabeled"]  # the receipt (and so the manifest) holds counts only
+    prefs = {(p["input"], p["rejected"]) for p in read_jsonl(ctx.output("preferences.jsonl")) if p["input"] in MORE}
+    assert prefs == {("Nepal", "Pokhara")}  # pairs from the rejected samples of kept inputs
+    # shots are gold examples; the unlabelled input is asked last
+    asked = next(x.body for x in fake.seen if input_of(x.body) == "Chile")
+    assert [m["content"] for m in asked["messages"][1:-1]] == ["Input:\nFrance", "Paris", "Input:\nJapan", "Tokyo"]
+
+
+def test_unlabelled_inputs_share_the_budget_and_the_cache(project: Project, server: tuple[ScriptedTeacher, str]) -> None:
+    fake, url = server
+    fake.answer = lambda body: {**CAPITALS, **MORE}[input_of(body)]
+    with_unlabeled(project, list(MORE))
+    cost = Prices(2.0, 8.0).cost(100, 10)
+    ctx = project.ctx(teacher_cfg(url, k=2, concurrency=1, budget_usd=12 * cost))
+    with pytest.raises(BudgetExceeded):
+        distill.run(ctx)
+    assert list(ctx.outdir.iterdir()) == [] and 0 < fake.count < 18
+    paid = fake.count
+    done = distill.run(project.ctx(teacher_cfg(url, k=2))).metrics
+    assert (done["teacher"]["cached"], fake.count, done["unlabeled"]["kept"]) == (paid, 18, 4)
+
+
+def test_without_a_teacher_unlabelled_inputs_stay_unlabelled(project: Project) -> None:
+    with_unlabeled(project, list(MORE))
+    ctx = project.ctx(None)
+    result = distill.run(ctx)
+    assert [r["source"] for r in read_jsonl(ctx.output("labels.jsonl"))] == ["gold"] * 5
+    assert result.metrics["unlabeled"] == {"inputs": 4, "kept": 0, "rejected": 0, "not_labelled": 4}
+    assert any("no teacher" in line for line in project.logs.lines) and "(no teacher)" in result.summary
+
+
+def test_one_huge_example_is_never_a_shot(project: Project, server: tuple[ScriptedTeacher, str]) -> None:
+    """16 item 6: a 1 MB example is labelled like any other, but not copied into every request."""
+    fake, url = server
+    huge = "Atlantis " * 120_000
+    rows = [{"id": 1, "input": huge, "output": "Poseidonia"}] + [
+        {"id": i, "input": k, "output": v} for i, (k, v) in enumerate(CAPITALS.items(), 2)]
+    write_jsonl(project.train, rows)
+    fake.answer = lambda body: "Poseidonia" if input_of(body) == huge else CAPITALS.get(input_of(body), "?")
+    ctx = project.ctx(teacher_cfg(url, k=1, max_tokens=8))
+    distill.run(ctx)
+    sizes = sorted(len(json.dumps(x.body)) for x in fake.seen)
+    assert sizes[-2] < 10_000 and sizes[-1] > 1_000_000  # only its own request carries it
+    assert {r["source"] for r in read_jsonl(ctx.output("labels.jsonl"))} == {"teacher"}
 
 
 @pytest.fixture(scope="module")

@@ -63,3 +63,36 @@ def test_real_smollm2_teacher(tmp_path: Path) -> None:
         assert (metrics2["teacher"]["calls"], metrics2["teacher"]["cached"]) == (0, 6)
         assert again.output("labels.jsonl").read_bytes() == first.output("labels.jsonl").read_bytes()
         assert json.loads(again.output("distill.json").read_text())["teacher_cost_usd"] == 0.0
+
+
+@pytest.mark.slow
+def test_real_smollm2_teacher_labels_unlabelled_inputs_by_agreement(tmp_path: Path) -> None:
+    """The reference-free path against a real model: every unlabelled input is decided by the label
+    set and the agreement of its k samples, and each decision is reported."""
+    gold = [{"id": 0, "input": "I love this phone, it is great", "output": "positive"},
+            {"id": 1, "input": "Terrible, it broke after a day", "output": "negative"},
+            {"id": 2, "input": "Wonderful service and fast delivery", "output": "positive"}]  # fmt: skip
+    pending = ["Awful, I want my money back", "Great value, works perfectly", "The worst purchase ever"]
+    train = write_jsonl(tmp_path / "train.jsonl", gold)
+    unl = write_jsonl(tmp_path / "unlabeled.jsonl", [{"id": 10 + i, "input": t, "line": i + 1} for i, t in enumerate(pending)])
+    llama = LlamaTeacher()
+    with Serving(llama) as serving:
+        ctx = ctx_for(tmp_path, 1, serving.url, train)
+        ctx.params["task.teacher"].update(k=3, temperature=0.8, max_tokens=4)  # type: ignore[union-attr]
+        ctx.params["task.shape"].update(output="label", labels=["positive", "negative"])  # type: ignore[union-attr]
+        ctx.params["task.description"] = "Is the review positive or negative? Reply with one word."  # type: ignore[index]
+        ctx.upstream["ingest"]["unlabeled.jsonl"] = unl  # type: ignore[index]
+        metrics = distill.run(ctx).metrics
+    assert len(llama.seen) == 3 * (3 + 3)
+    report = json.loads(ctx.output("distill.json").read_text())["unlabeled"]
+    assert [r["line"] for r in report["per_input"]] == [1, 2, 3]
+    kept = {r["id"] for r in report["per_input"] if r["kept"]}
+    for r in report["per_input"]:
+        assert r["k"] == 3
+        if r["kept"]:
+            assert r["agreement"] >= 0.6 and r["votes"] >= 2 and "reason" not in r
+        else:
+            assert r["reason"].startswith(("no clear majority", "no sample passed the checks"))
+    rows = {r["id"]: r for r in read_jsonl(ctx.output("labels.jsonl")) if r["id"] >= 10}
+    assert set(rows) == kept and all(r["output"] in ("positive", "negative") and r["source"] == "teacher" for r in rows.values())
+    assert metrics["unlabeled"]["kept"] == len(kept) and metrics["unlabeled"]["inputs"] == 3

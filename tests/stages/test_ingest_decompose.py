@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kolmbuild.config.models import ShapeSpec, VerifierSpec
-from kolmbuild.data import load_examples, read_jsonl, write_json, write_jsonl
+from kolmbuild.data import Example, read_jsonl, write_json, write_jsonl
 from kolmbuild.engine.stage import StageContext
 from kolmbuild.errors import DataError
 from kolmbuild.recipes import RecipePack
@@ -31,34 +31,91 @@ def _ctx(tmp: Path, stage: str, params: dict[str, Any], inputs: dict[str, Path |
                         params=params, inputs=inputs or {}, upstream=upstream or {}, receipts={})
 
 
-def _ingest(tmp: Path, examples: Path, eval_: Path | None, split: dict[str, Any] | None = None) -> StageContext:
+def _ingest(tmp: Path, examples: Path, eval_: Path | None, split: dict[str, Any] | None = None,
+            unlabeled: Path | None = None) -> StageContext:
     params = {"task.examples": str(examples), "task.eval": str(eval_) if eval_ else None,
+              "task.unlabeled": str(unlabeled) if unlabeled else None,
               "task.split": split or {}, "task.shape": {"input": "text", "output": "text"}}
-    ctx = _ctx(tmp, "ingest", params, {"task.examples": examples, "task.eval": eval_})
+    ctx = _ctx(tmp, "ingest", params, {"task.examples": examples, "task.eval": eval_, "task.unlabeled": unlabeled})
     return ctx
 
 
+def _ids(ctx: StageContext, name: str) -> list[int]:
+    return [r["id"] for r in read_jsonl(ctx.output(name))]
+
+
 def test_ingest_with_an_eval_file(tmp_path: Path) -> None:
+    """The eval rows are the test set; the examples split into train and select, and the manifest's
+    metrics say which ids played which part."""
     ctx = _ingest(tmp_path, PHI / "train.jsonl", PHI / "eval.jsonl")
     result = ingest.run(ctx)
-    train, held = read_jsonl(ctx.output("train.jsonl")), read_jsonl(ctx.output("heldout.jsonl"))
-    assert len(train) == 200 and len(held) == 60
-    assert [r["id"] for r in train] == list(range(200)) and held[0]["id"] == 200
-    assert result.metrics["split"] == {"kind": "eval-file"} and result.metrics["heldout_in_train"] == 0
+    train, select, held = (read_jsonl(ctx.output(n)) for n in ("train.jsonl", "select.jsonl", "heldout.jsonl"))
+    assert len(train) + len(select) == 200 and len(held) == 60
+    assert 25 <= len(select) <= 55  # 20% of 200, by hash
+    assert sorted(r["id"] for r in train + select) == list(range(200)) and [r["id"] for r in held] == list(range(200, 260))
+    assert result.metrics["split"] == {"kind": "eval-file", "seed": 0, "select": 0.2}
+    assert result.metrics["rows"] == {"train": len(train), "select": len(select), "test": 60}
+    assert result.metrics["heldout_in_train"] == 0
+    parts = result.metrics["parts"]
+    assert parts["test"] == [[200, 259]]
+    expanded = {name: [i for lo, hi in parts[name] for i in range(lo, hi + 1)] for name in ("train", "select")}
+    assert expanded == {"train": [r["id"] for r in train], "select": [r["id"] for r in select]}
     assert json.loads(ctx.output("ingest.json").read_text()) == result.metrics
+    assert not ctx.output("unlabeled.jsonl").exists()
     # canonical JSON lines: sorted keys, no spaces
-    assert ctx.output("train.jsonl").read_text().splitlines()[0].startswith('{"id":0,"input":"Patient ')
+    assert ctx.output("train.jsonl").read_text().splitlines()[0].startswith('{"id":')
 
 
 def test_ingest_seeded_split_is_recorded_and_reproducible(tmp_path: Path) -> None:
     a = _ingest(tmp_path / "a", PHI / "train.jsonl", None, {"holdout": 0.25, "seed": 3})
     b = _ingest(tmp_path / "b", PHI / "train.jsonl", None, {"holdout": 0.25, "seed": 3})
     ra, rb = ingest.run(a), ingest.run(b)
-    assert ra.metrics["split"] == {"kind": "seeded", "seed": 3, "holdout": 0.25}
-    assert ra.metrics["rows"] == {"train": 150, "heldout": 50}
-    for name in ("train.jsonl", "heldout.jsonl", "ingest.json"):
+    assert ra.metrics["split"] == {"kind": "seeded", "seed": 3, "holdout": 0.25, "select": 0.2}
+    rows = ra.metrics["rows"]
+    assert sum(rows.values()) == 200 and 30 <= rows["test"] <= 70 and 20 <= rows["select"] <= 60
+    for name in ("train.jsonl", "select.jsonl", "heldout.jsonl", "ingest.json"):
         assert a.output(name).read_bytes() == b.output(name).read_bytes()
     assert rb.metrics == ra.metrics
+    ids = [set(_ids(a, n)) for n in ("train.jsonl", "select.jsonl", "heldout.jsonl")]
+    assert set.union(*ids) == set(range(200)) and sum(len(x) for x in ids) == 200  # disjoint, complete
+
+
+def test_the_three_way_split_is_stable_under_adding_rows_elsewhere(tmp_path: Path) -> None:
+    """Rows keep their part (by input) when other rows are added to the file, before or after."""
+    lines = (PHI / "train.jsonl").read_text().splitlines()
+    small = write(tmp_path / "small.jsonl", "\n".join(lines[50:150]) + "\n")
+    big = write(tmp_path / "big.jsonl", "\n".join(lines[:50] + lines[50:150] + lines[150:]) + "\n")
+
+    def parts(path: Path, sub: str) -> dict[str, str]:
+        ctx = _ingest(tmp_path / sub, path, None, {"seed": 5})
+        ingest.run(ctx)
+        return {r["input"]: part for part in ("train", "select", "heldout")
+                for r in read_jsonl(ctx.output(f"{part}.jsonl"))}  # fmt: skip
+
+    before, after = parts(small, "s"), parts(big, "b")
+    assert len(before) == 100 and len(after) == 200
+    assert {text: after[text] for text in before} == before
+    assert set(before.values()) == {"train", "select", "heldout"}
+
+
+def test_unlabelled_inputs_are_validated_deduplicated_and_never_copy_a_gold_input(tmp_path: Path) -> None:
+    gold = json.loads((PHI / "eval.jsonl").read_text().splitlines()[3])["input"]
+    src = write(tmp_path / "unl.jsonl", "\n".join(json.dumps(r) for r in [
+        {"input": "call 555-010-7788 today"}, {"input": "nothing here", "seen": 3}, {"input": "call 555-010-7788 today"},
+        {"input": gold},
+    ]) + "\n")
+    ctx = _ingest(tmp_path, PHI / "train.jsonl", PHI / "eval.jsonl", unlabeled=src)
+    result = ingest.run(ctx)
+    rows = read_jsonl(ctx.output("unlabeled.jsonl"))
+    assert rows == [{"id": 260, "input": "call 555-010-7788 today", "line": 1}, {"id": 261, "input": "nothing here", "line": 2}]
+    assert result.metrics["unlabeled"] == {"inputs": 2, "duplicates": 1, "gold": 1}
+    assert result.metrics["rows"]["unlabeled"] == 2 and "2 unlabelled" in result.summary
+    bad = write(tmp_path / "bad.jsonl", '{"input": "a"}\n{"text": "b"}\n{"input": "c", "output": "d"}\n{"input": 5}\n')
+    with pytest.raises(DataError) as info:
+        ingest.run(_ingest(tmp_path / "bad", PHI / "train.jsonl", None, unlabeled=bad))
+    msg = info.value.message
+    assert f"{bad}:2: missing key 'input'" in msg and f"{bad}:3: has an 'output'" in msg and f"{bad}:4: 'input' must be a string" in msg
+    assert list((tmp_path / "bad" / "ingest").iterdir()) == []
 
 
 def test_ingest_rejects_bad_lines_and_writes_nothing(tmp_path: Path) -> None:
@@ -74,9 +131,10 @@ def test_ingest_rejects_bad_lines_and_writes_nothing(tmp_path: Path) -> None:
         ingest.run(_ingest(tmp_path / "x", one, None))
 
 
-def _distill_fixture(tmp: Path) -> dict[str, Path]:
+def _distill_fixture(tmp: Path, train_rows: Path) -> dict[str, Path]:
+    """What distill makes of ingest's train rows without a teacher: gold labels (plus one unverified row)."""
     shape = ShapeSpec()
-    train = load_examples(PHI / "train.jsonl", shape)
+    train = [Example(r["id"], r["input"], r["output"]) for r in read_jsonl(train_rows)]
     verifier = synthesize(train, shape, VerifierSpec(), PHI)
     d = tmp / "distill"
     d.mkdir()
@@ -90,13 +148,15 @@ def _distill_fixture(tmp: Path) -> dict[str, Path]:
 def test_decompose_learns_a_recipe_only_pack(tmp_path: Path) -> None:
     ing = _ingest(tmp_path, PHI / "train.jsonl", PHI / "eval.jsonl")
     ingest.run(ing)
-    up = {"ingest": {"heldout.jsonl": ing.output("heldout.jsonl")}, "distill": _distill_fixture(tmp_path)}
+    up = {"ingest": {"select.jsonl": ing.output("select.jsonl")}, "distill": _distill_fixture(tmp_path, ing.output("train.jsonl"))}
     params = {"task.recipes": {"kinds": ["span", "lookup"]}, "task.shape": {"input": "text", "output": "text"}}
     ctx = _ctx(tmp_path, "decompose", params, upstream=up)
     result = decompose.run(ctx)
     assert result.metrics == {"kept": ["span"], "coverage": 1.0, "accuracy": 1.0, "recipe_only": True, "drafts": 0}
     report = json.loads(ctx.output("decompose.json").read_text())
-    assert report["coverage"] == 1.0 and report["train_rows"] == 200  # the unverified row was left out
+    # the unverified row was left out; recipes were chosen on the select rows, never the test rows
+    assert report["coverage"] == 1.0 and report["train_rows"] == len(read_jsonl(ing.output("train.jsonl")))
+    assert report["pack"]["heldout"] == len(read_jsonl(ing.output("select.jsonl")))
     pack = RecipePack.from_json(json.loads(ctx.output("recipes.json").read_text()))
     assert pack.answer("SSN 078-05-1120, born 1/2/1961") == "SSN [SSN], born [DATE]"
     assert "span" in result.summary and "100%" in result.summary
