@@ -31,6 +31,10 @@ class Transport(Protocol):
 
     def download(self, names: Sequence[str], dest: Path) -> list[Path]: ...
 
+    def fetch(self, name: str, dest: Path) -> None:
+        """Copy the job folder's file ``name`` to ``dest`` here, while the command still runs."""
+        ...
+
     def abort(self) -> None: ...
 
     def close(self) -> None: ...
@@ -84,6 +88,9 @@ class LocalTransport:
                 shutil.copyfile(src, dest / name)
                 got.append(dest / name)
         return got
+
+    def fetch(self, name: str, dest: Path) -> None:
+        shutil.copyfile(self.workdir / name, dest)
 
     def close(self) -> None:
         self._kill()
@@ -216,6 +223,14 @@ class SSHTransport:
 
     def abort(self) -> None:
         self.client.close()
+
+    def fetch(self, name: str, dest: Path) -> None:
+        # its own SFTP session: the main one may be busy, and paramiko's SFTPClient is not thread-safe
+        sftp = self.client.open_sftp()
+        try:
+            sftp.get(f"{self.remote_dir}/{name}", str(dest))
+        finally:
+            sftp.close()
 
     def download(self, names: Sequence[str], dest: Path) -> list[Path]:
         import stat as st

@@ -169,18 +169,43 @@ def test_rent_checks_the_data_before_renting(project, _state_dir, tmp_path):
     assert r.exit_code == 2 and f"{bad}:2: not JSON" in r.output
 
 
-@pytest.mark.parametrize(("key", "value"), [("effective_tflops", 0), ("effective_tflops", "fast"), ("min_charge_usd", -1)])
+@pytest.mark.parametrize(("key", "value"), [("effective_tflops", 0), ("effective_tflops", "fast"),
+                                            ("effective_tflops", ".inf"), ("min_charge_usd", -1)])
 def test_a_bad_number_in_a_backend_conf_is_named(project, key, value):
-    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
-                                               "auth": ["KOLM_REMOTE_HOST"], key: value})
+    path = project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                                      "auth": ["KOLM_REMOTE_HOST"], key: value})
+    if value == ".inf":
+        path.write_text(path.read_text().replace("'.inf'", ".inf"))
     r = project.invoke("compute", "quote")
     assert r.exit_code == 2, r.output
-    assert f"backend 'my-box': {key}: expected a number" in r.output
+    assert f"{path}:6: {key}: " in r.output and "backend 'my-box'" in r.output and "Traceback" not in r.output
 
 
 def test_a_timing_knob_that_is_not_a_number_is_named(project):
-    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
-                                               "auth": ["KOLM_REMOTE_HOST"], "poll_seconds": "often"})
+    path = project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                                      "auth": ["KOLM_REMOTE_HOST"], "poll_seconds": "often"})
     r = project.invoke("compute", "rent", "--backend", "my-box", "--confirm")
     assert r.exit_code == 2, r.output
-    assert "backend 'my-box': poll_seconds" in r.output and "must be numbers" in r.output
+    assert f"{path}:6: poll_seconds: " in r.output and "backend 'my-box'" in r.output
+
+
+def test_an_unknown_backend_setting_is_a_located_error(project):
+    """A typo in an adapter setting is refused (it used to be ignored silently)."""
+    path = project.override_backend("vast", polll_seconds=1)
+    for args in (("compute", "list"), ("compute", "quote"), ("build", "backend=vast", "--budget", "5")):
+        r = project.invoke(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "polll_seconds: unknown setting for backend 'vast' (vast adapter)" in r.output
+        assert "poll_seconds" in r.output.split("known settings:")[1]
+    assert str(path) in project.invoke("compute", "list").output
+
+
+def test_settings_model_per_adapter_rejects_keys_of_another_adapter():
+    from kolmbuild.compute.settings import settings_for
+    from kolmbuild.config.models import BackendSpec
+    from kolmbuild.errors import ConfigError
+
+    base = {"name": "together", "kind": "cloud-managed", "model": "m"}
+    assert settings_for(BackendSpec.model_validate(base)).model == "m"
+    with pytest.raises(ConfigError, match="image: unknown setting"):  # a vast key on the together adapter
+        settings_for(BackendSpec.model_validate({**base, "image": "x"}))

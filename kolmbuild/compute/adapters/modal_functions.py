@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from kolmbuild.compute.adapters.base import ProviderError
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ComputeError
 
 
@@ -81,7 +80,7 @@ class ModalAdapter(ServerlessAdapter):
         files = {f.name: base64.b64encode(f.read_bytes()).decode() for f in job.files}
         payload = {"run_id": run_id, "job": job.to_json(), "command": list(job.command), "files": files,
                    "outputs": list(job.outputs)}
-        call_id = self.client().spawn(str(extra(self.spec, "modal_app")), str(extra(self.spec, "modal_function")),
+        call_id = self.client().spawn(self.conf.modal_app, self.conf.modal_function,
                                       payload)
         return call_id, {}
 

@@ -10,7 +10,6 @@ from typing import Any
 from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ConfigError
 
 _STATES: dict[str, JobState] = {"starting": "queued", "processing": "running", "succeeded": "succeeded",
@@ -36,8 +35,8 @@ class ReplicateAdapter(ServerlessAdapter):
                                 not_found=status == 404) from None
 
     def submit(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
-        ref = str(extra(self.spec, "trainer_version", ""))
-        destination = str(extra(self.spec, "destination", "") or "")
+        ref = self.conf.trainer_version
+        destination = self.conf.destination
         if ":" not in ref or "/" not in ref:
             raise ConfigError(f"backend replicate: trainer_version {ref!r}: expected owner/name:version")
         if not destination:

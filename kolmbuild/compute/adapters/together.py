@@ -16,7 +16,6 @@ from kolmbuild.compute.adapters.base import (
 )
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 
 _STATES: dict[str, JobState] = {
     "pending": "queued", "queued": "queued", "running": "running", "compressing": "running",
@@ -43,7 +42,7 @@ class TogetherAdapter(ServerlessAdapter):
                            files={"file": (f"{run_id}.jsonl", fh, "application/jsonl")}),
                     "upload", backend="together")
             body = {
-                "training_file": up["id"], "model": extra(self.spec, "model"), "n_epochs": max(1, round(job.epochs)),
+                "training_file": up["id"], "model": self.conf.model, "n_epochs": max(1, round(job.epochs)),
                 "suffix": label, "lora": True, "lora_r": 8, "lora_alpha": 16, "batch_size": "max",
             }
             ft = check_response(c.post("/fine-tunes", json=body), "create fine-tune", backend="together")
