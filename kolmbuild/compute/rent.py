@@ -90,6 +90,7 @@ def gates(adapter: Adapter, q: Quote, *, budget_usd: float | None, extra_usd: fl
     refuse_over_budget(q, budget_usd, extra_usd)  # 1. budget
     if needs_token:
         adapter.token()  # 2. credentials present
+    adapter.preflight()  # and the settings a rental needs (no provider call either)
     confirm_gate(q, confirm=confirm, ask=ask)  # 3. consent
 
 

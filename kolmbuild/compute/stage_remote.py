@@ -28,12 +28,12 @@ from typing import Any
 from kolmbuild.compute import stage_runner as wire
 from kolmbuild.compute.checkpoints import CheckpointSink, LocalSink
 from kolmbuild.compute.rent import NotConfirmed
+from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.config.models import BackendSpec, TargetConfig
 from kolmbuild.engine.rules import RuleSpec
 from kolmbuild.engine.stage import Progress, StageContext, StageResult
 from kolmbuild.errors import BuildFailed, ComputeError
 
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL")
 TAIL_LINES = 8
 
 
@@ -41,11 +41,6 @@ TAIL_LINES = 8
 class Bundle:
     description: Path
     archive: Path
-
-
-def is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    return any(w in upper for w in _SECRET_WORDS)
 
 
 def _project_module(action: str | None, project_root: Path) -> Path | None:
@@ -215,6 +210,11 @@ def _remote_error(staging: Path, run_id: str, exit_code: int) -> str:
     return f"{text} (exit {exit_code}{f', at {where}' if where else ''})"
 
 
+def _resume_hint(sink: LocalSink) -> str | None:
+    kept = sink.restore()
+    return f"the {len(kept)} checkpoint file(s) it sent back are kept: a rebuild resumes from them" if kept else None
+
+
 class BootstrapLines:
     """Passes the far side's lines on, keeping its bootstrap report (setup time) when one comes."""
 
@@ -277,7 +277,11 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
     relay = BootstrapLines(lines)
     ctx.progress.log(f"{ctx.stage}: running on {backend.name} (run {run_id})")
     limit = wall_clock_limit(q, adapter.hourly_rate(), config.budget.usd, conf.run_limit_slack)
-    result = run_rental(adapter, shipped, relay, run_id=run_id, estimate_usd=q.cost_usd, limit_s=limit)
+    try:
+        result = run_rental(adapter, shipped, relay, run_id=run_id, estimate_usd=q.cost_usd, limit_s=limit)
+    except ComputeError as exc:
+        raise type(exc)(f"stage {ctx.stage!r} of target {ctx.target!r} failed on {backend.name}: {exc.message}",
+                        hint=_resume_hint(sink) or exc.hint) from exc
     if relay.report is not None:
         record_setup(state_dir(), backend.name, relay.report)
     if result.exit_code != 0:
@@ -285,7 +289,7 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
         raise BuildFailed(
             f"stage {ctx.stage!r} of target {ctx.target!r} failed on {backend.name}: "
             f"{_remote_error(staging, run_id, result.exit_code)}" + (f"; remote output: {tail}" if tail else ""),
-            hint="checkpoints it sent back are kept: a rebuild resumes from them" if sink.restore() else None)
+            hint=_resume_hint(sink))
     try:
         doc = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))
         metrics = dict(doc["metrics"])

@@ -208,7 +208,11 @@ class SSHTransport:
         chan.exec_command(line)
         buf = b""
         while True:
-            data = chan.recv(4096)
+            try:
+                data = chan.recv(4096)
+            except (OSError, EOFError) as exc:  # the machine or the network went away mid-run
+                raise ComputeError(f"ssh {self.target.host}:{self.target.port}: the connection was lost while "
+                                   f"the job ran ({exc or type(exc).__name__})") from None
             if not data:
                 break
             buf += data
@@ -219,6 +223,9 @@ class SSHTransport:
             on_line(buf.decode("utf-8", "replace"))
         code = int(chan.recv_exit_status())
         chan.close()
+        if code == -1:  # the channel closed without an exit status: the far side was killed
+            raise ComputeError(f"ssh {self.target.host}:{self.target.port}: the job ended without an exit status "
+                               "(the far side was killed or the connection dropped)")
         return code
 
     def abort(self) -> None:

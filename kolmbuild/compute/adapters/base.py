@@ -24,6 +24,7 @@ from kolmbuild.compute.detect import Detection, detect
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.ledger import Ledger, Rental
 from kolmbuild.compute.quote import Quote, quote
+from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.compute.settings import BackendSettings, settings_for
 from kolmbuild.config.models import BackendSpec
 from kolmbuild.errors import ComputeError, UserInputError
@@ -128,6 +129,10 @@ class Adapter:
         """Run ``job`` to the end and release whatever it used, whatever happens."""
         raise NotImplementedError
 
+    def preflight(self) -> None:
+        """What must be configured before a rental (checked after the budget and token gates, before
+        any provider call); a ConfigError (exit 2) names the missing setting."""
+
     def terminate_instance(self, instance_id: str) -> None:
         """Ask the provider to stop/terminate; raise ProviderError(not_found=True) when it is unknown."""
         raise NotImplementedError
@@ -194,6 +199,12 @@ class Adapter:
         if not value:
             raise MissingToken(f"backend {self.spec.name!r}: no token: set {var} to enable it")
         return value
+
+    def secrets(self) -> list[str]:
+        """Every credential configured here: this backend's auth variables and any variable whose
+        name says it is a secret (an error shown to the user is redacted of all of them)."""
+        names = set(self.spec.auth) | {k for k in self.environ if is_secret_name(k)}
+        return [self.environ[n] for n in sorted(names) if self.environ.get(n) and n != "KOLM_REMOTE_HOST"]
 
     def base_url(self) -> str:
         env_name = getattr(self.conf, "base_url_env", None)
@@ -382,7 +393,12 @@ class ProvisionedAdapter(Adapter):
             transport.upload(job.files)
             watcher.start()
             tail: list[str] = []
-            code = transport.run(job.command, line_relay(job, transport, tail, on_progress))
+            try:
+                code = transport.run(job.command, line_relay(job, transport, tail, on_progress))
+            except ComputeError:
+                if failure:  # the monitor cut the connection: say why
+                    raise ComputeError(f"{self.spec.name}: {failure[0]}") from None
+                raise
             stop.set()
             if failure:
                 raise ComputeError(f"{self.spec.name}: {failure[0]}")
@@ -429,12 +445,23 @@ def http_client(adapter: Adapter, headers: Mapping[str, str]) -> Any:
                         timeout=adapter.settings.http_timeout_s)
 
 
-def check_response(resp: Any, what: str, *, backend: str) -> Any:
-    """JSON of ``resp`` or a ProviderError naming the call (the body, never the request's headers)."""
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (and its URL-encoded form) replaced by ``***``: a provider or a proxy
+    may echo request headers, tokens included, into an error body."""
+    from urllib.parse import quote as urlquote
+
+    for secret in sorted({x for x in secrets if x and len(x) >= 4}, key=len, reverse=True):
+        for form in {secret, urlquote(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def check_response(resp: Any, what: str, *, backend: str, secrets: Sequence[str] = ()) -> Any:
+    """JSON of ``resp`` or a ProviderError naming the call (its body, redacted of every ``secrets``)."""
     if resp.status_code == 404:
         raise ProviderError(f"{backend}: {what}: not found", status=404, not_found=True)
     if resp.status_code >= 400:
-        body = resp.text[:300].replace("\n", " ")
+        body = redact(resp.text[:2000], secrets)[:300].replace("\n", " ")
         raise ProviderError(f"{backend}: {what}: HTTP {resp.status_code}: {body}", status=resp.status_code)
     try:
         return resp.json()
@@ -463,4 +490,4 @@ def provider_call(adapter: Adapter, headers: Mapping[str, str], method: str, pat
             resp = c.request(method, path, **kw)
     except httpx.TransportError as exc:
         raise ProviderError(f"{adapter.spec.name}: {what}: network error ({type(exc).__name__})") from None
-    return check_response(resp, what, backend=adapter.spec.name)
+    return check_response(resp, what, backend=adapter.spec.name, secrets=adapter.secrets())

@@ -44,7 +44,7 @@ class FalAdapter(ServerlessAdapter):
 
         app = self.conf.fal_app
         resp = self._client().post(f"{self.base_url()}/{app}", json=arguments)
-        data = check_response(resp, f"submit to {app}", backend="fal")
+        data = check_response(resp, f"submit to {app}", backend="fal", secrets=self.secrets())
         try:
             handle = SyncRequestHandle(request_id=data["request_id"], response_url=data["response_url"],
                                        status_url=data["status_url"], cancel_url=data["cancel_url"],

@@ -19,7 +19,7 @@ from kolmbuild.compute.adapters.base import (
 from kolmbuild.compute.job import Job
 from kolmbuild.errors import ComputeError
 
-_GONE = ("terminated", "terminating", "preempted")
+_GONE = ("terminated", "preempted")  # "terminating" still runs (and bills) until it is "terminated"
 
 
 class LambdaAdapter(ProvisionedAdapter):

@@ -94,7 +94,13 @@ class ModalAdapter(ServerlessAdapter):
         self.client().cancel(job_id)
 
     def collect(self, job_id: str, info: dict[str, Any], dest: Path) -> list[Path]:
+        """The job's outputs (unpacked from the function's answer) and its record as result.json."""
+        from kolmbuild.compute.modal_job import unpack_outputs
+
+        result = self._results.get(job_id)
+        outputs = unpack_outputs(result, dest) if isinstance(result, dict) else []
         dest.mkdir(parents=True, exist_ok=True)
         out = dest / "result.json"
-        out.write_text(json.dumps(self._results.get(job_id), indent=2, sort_keys=True, default=str) + "\n")
-        return [out]
+        record = {k: v for k, v in result.items() if k != "outputs_tgz"} if isinstance(result, dict) else result
+        out.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        return [*outputs, out]

@@ -60,7 +60,7 @@ class VastAdapter(ProvisionedAdapter):
         if not inst:  # vast answers {"instances": null} for a destroyed instance
             return "gone", {}
         status = str(inst.get("actual_status") or inst.get("cur_state") or "")
-        if status in _GONE or inst.get("intended_status") == "stopped":
+        if status in _GONE:
             return "gone", {"status": status}
         if status == "running" and inst.get("ssh_host"):
             return "running", {"ssh_host": inst["ssh_host"], "ssh_port": int(inst.get("ssh_port", 22)),
