@@ -126,7 +126,7 @@ class RemoteLines:
     def __call__(self, line: str) -> None:
         call = wire.parse_progress(line)
         if call is None:
-            if line.strip() and not line.startswith(wire.RUNNER_PREFIX):
+            if line.strip() and not line.startswith((wire.RUNNER_PREFIX, "bootstrap: ")):
                 self.tail.append(line)
                 del self.tail[:-TAIL_LINES]
                 self.progress.log(line)

@@ -206,7 +206,7 @@ class FakeLambda(FakeProvider):
                 return f.reject(r, f"instance_type_name: unknown instance type {body['instance_type_name']!r}")
             iid = "i-" + f.new_id()
             with f.lock:
-                f.instances[iid] = {"id": iid, "name": body["name"], "status": "booting",
+                f.instances[iid] = {"id": iid, "name": body.get("name"), "status": "booting",
                                     "region": {"name": body["region_name"]}}
             return 200, {"data": {"instance_ids": [iid]}}
 
@@ -319,7 +319,7 @@ class FakeRunPod(FakeProvider):
                 inst = fake.instances.get(input["podId"])
                 if inst is None or inst.get("_dead"):
                     raise graphql.GraphQLError("pod not found")
-                inst.update(desiredStatus="EXITED", _ending=True)
+                inst["_ending"] = True  # listed (still running) for a few polls, then gone
                 return None
 
             def pod(self, info: Any, input: dict[str, Any]) -> dict[str, Any] | None:  # noqa: A002

@@ -85,9 +85,12 @@ def test_quote_arithmetic_per_basis():
               eval_tokens_per_case=100)
     work = 4 * 1e9 * 1e6 * 2 + 2 * 1e9 * 100 * 100
     lam = quote(reg.get("lambda"), job)
-    dur = (90 + work / 100e12) * SLACK
+    dur = (90 + 300 + work / 100e12) * SLACK  # cold start + the catalog's bootstrap setup (nothing measured)
     assert lam.duration_s == pytest.approx(dur) and lam.cost_usd == pytest.approx(dur / 3600 * 2.0)
-    assert "90 s cold" in lam.basis and "x2 slack" in lam.basis
+    assert "90 s cold + 300 s setup" in lam.basis and "x2 slack" in lam.basis
+    measured = quote(reg.get("lambda"), job, setup_s=12.0)
+    assert measured.duration_s == pytest.approx((90 + 12 + work / 100e12) * SLACK)
+    assert "12 s setup (measured)" in measured.basis
     rep = quote(reg.get("replicate"), job)
     assert rep.cost_usd == pytest.approx(rep.duration_s * 0.001525)
     tog = quote(reg.get("together"), job)
@@ -106,8 +109,8 @@ def test_quote_target_table_and_json(project):
     assert lines[1].split() == ["BACKEND", "DURATION", "COST", "BASIS"]
     assert "fal" in r.output and "not eligible: inference only" in r.output
     doc = json.loads(project.invoke("compute", "quote", "redact", "--json").output)
-    assert len(doc["quotes"]) == 13 and doc["job"]["train_tokens"] > 0 and doc["job"]["eval_cases"] == 10
-    assert {q["backend"] for q in doc["quotes"]} == set(NAMES) - {"fal"}
+    assert len(doc["quotes"]) == 11 and doc["job"]["train_tokens"] > 0 and doc["job"]["eval_cases"] == 10
+    assert {q["backend"] for q in doc["quotes"]} == set(NAMES) - {"fal", "local-mlx", "local-directml"}
 
 
 def test_quote_spec_file_and_bad_spec(project):
