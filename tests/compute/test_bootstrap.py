@@ -88,7 +88,7 @@ def test_clean_far_side_is_bootstrapped_once_and_trains(project, monkeypatch, tm
         far = tmp_path / "far-python"  # a fresh virtualenv: none of the project, nothing but the stdlib
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(far)], check=True)
         probe = subprocess.run([str(far / "bin/python"), "-c", "import kolmbuild"], capture_output=True,
-                               env={"PATH": os.environ["PATH"]})
+                               env={"PATH": os.environ["PATH"]}, cwd=tmp_path)
         assert probe.returncode != 0  # kolmbuild is not there before the bootstrap
         _ssh_env(monkeypatch, server)
         project.override_backend("remote-ssh", python=str(far / "bin/python"),
@@ -113,7 +113,7 @@ def test_clean_far_side_is_bootstrapped_once_and_trains(project, monkeypatch, tm
         sha = hashlib.sha256(build_wheel(tmp_path / "again").read_bytes()).hexdigest()
         assert layers[0].name == f"kolmbuild-{sha[:16]}"
         no_layer = subprocess.run([str(envs[0] / "bin/python"), "-c", "import kolmbuild"], capture_output=True,
-                                  env={"PATH": os.environ["PATH"]})
+                                  env={"PATH": os.environ["PATH"]}, cwd=tmp_path)
         assert no_layer.returncode != 0  # the environment has the deps; kolmbuild only from the wheel's folder
         state = json.loads((_state_dir / "bootstrap.json").read_text())["remote-ssh"]
         assert state["reused"] is False and state["setup_s"] > 0 and state["variant"] == "cpu"
