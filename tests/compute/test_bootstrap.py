@@ -97,7 +97,6 @@ def test_clean_far_side_is_bootstrapped_once_and_trains(project, monkeypatch, tm
         r = project.invoke(*args)
         assert r.exit_code == 0, r.output
         assert "train" in _doc(r.output)["ran"]
-        assert "bootstrap: kolmbuild installed on the far side" in r.output
         outputs, metrics = _train_record(project, "backend=remote-ssh", "task.train.enabled=always",
                                          "task.train.max_steps=1")
         assert metrics["trained"] is True and metrics["steps"] == 1 and "adapter_model.safetensors" in outputs
@@ -123,7 +122,6 @@ def test_clean_far_side_is_bootstrapped_once_and_trains(project, monkeypatch, tm
         r = project.invoke("build", "backend=remote-ssh", "task.train.enabled=always", "task.train.max_steps=1",
                            "task.train.seed=1", "--json")
         assert r.exit_code == 0, r.output
-        assert "bootstrap: kolmbuild reused on the far side" in r.output
         state = json.loads((_state_dir / "bootstrap.json").read_text())["remote-ssh"]
         assert state["reused"] is True and state["setup_s"] < first_setup
         assert sorted(base.glob("env-*")) == envs and sorted(base.glob("kolmbuild-*")) == layers
