@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,22 @@ import click
 from kolmbuild.errors import ConfigError, KolmError
 
 JSON_OPT = click.option("--json", "json_out", is_flag=True, help="JSON on stdout.")
+
+
+class USD(click.ParamType):
+    """A budget: a finite number of USD >= 0 (``inf``, ``nan``, ``1e309`` and negatives are refused)."""
+
+    name = "usd"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from kolmbuild.compute.rent import check_budget_value
+        from kolmbuild.errors import UserInputError
+
+        try:
+            number = float(value)
+            return float(check_budget_value(number, f"--{param.name if param else 'budget'}") or 0.0)
+        except (ValueError, UserInputError) as exc:
+            self.fail(f"{value!r}: a budget must be a finite number of USD >= 0 ({exc})", param, ctx)
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,27 @@ def _job(c: Context, spec: str | None, target: str | None) -> Any:
         composed = Composer(c.project).compose(target)
         return job_from_task(composed.config.task, c.project.root, name=target)
     return None
+
+
+def _teacher_usd(c: Context, target: str | None, rows: int) -> float | None:
+    """The teacher's estimate for TARGET (the CLI wires the teacher in; the compute layer never imports it)."""
+    if not target or c.project is None:
+        return None
+    from kolmbuild.config.compose import Composer
+
+    task = Composer(c.project).compose(target).config.task
+    if task.teacher is None:
+        return None
+    from kolmbuild.teacher import estimate_cost
+
+    return float(estimate_cost(task, rows))
+
+
+def _ask() -> Any:
+    """The confirm gate's question on a TTY, or None when there is nobody to ask."""
+    if not _stdin_is_tty():
+        return None
+    return lambda question: click.confirm(question, default=False, err=True)
 
 
 def _target_budget(c: Context, target: str | None) -> float | None:
@@ -147,7 +184,7 @@ def _pick(c: Context, spec: str | None, target: str | None, airgap: bool, budget
 @click.argument("target", required=False)
 @click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML to pick for.")
 @click.option("--airgap", is_flag=True, help="Only backends that run with no network.")
-@click.option("--budget", type=click.FloatRange(min=0), help="USD cap: per hour, or for the job when given.")
+@click.option("--budget", type=USD(), help="USD cap: per hour, or for the job when given.")
 @click.option("--min-vram", type=click.FloatRange(min=0), help="Minimum accelerator memory, GB.")
 @click.option("--train/--infer", "train", default=True, help="The role the backend must serve.")
 @JSON_OPT
@@ -267,18 +304,12 @@ def status(ctx: click.Context, show_all: bool, no_remote: bool, json_out: bool) 
 @click.pass_context
 def test_(ctx: click.Context, name: str, confirm: bool, json_out: bool) -> None:
     """Four steps on NAME: auth check, container provision, trainer dry run (no weights), receipt round-trip."""
-    from kolmbuild.compute.detect import detect
-    from kolmbuild.compute.quote import quote
-    from kolmbuild.compute.rent import confirm_gate
-    from kolmbuild.compute.selftest import TINY_JOB, self_test
+    from kolmbuild.compute.selftest import self_test
 
     c = _context(ctx)
     spec = c.registry.get(name)
-    if detect(spec).available:  # a paid backend rents a real machine for the test: same gate as rent
-        job = TINY_JOB if spec.train else replace(TINY_JOB, kind="infer")
-        confirm_gate(quote(spec, job), confirm=confirm, is_tty=_stdin_is_tty(),
-                     ask=lambda question: click.confirm(question, default=False, err=True))
-    steps = self_test(spec, c.root, echo=(lambda s: None) if json_out else (lambda s: click.echo(f"  {s}", err=True)))
+    steps = self_test(spec, c.root, echo=(lambda s: None) if json_out else (lambda s: click.echo(f"  {s}", err=True)),
+                      confirm=confirm, ask=_ask())
     ok = all(s["ok"] for s in steps)
     if json_out:
         _emit({"backend": name, "passed": ok, "steps": steps})
@@ -298,7 +329,7 @@ def test_(ctx: click.Context, name: str, confirm: bool, json_out: bool) -> None:
 @click.pass_context
 def quote_(ctx: click.Context, target: str | None, spec: str | None, json_out: bool) -> None:
     """BACKEND DURATION COST BASIS for every eligible backend. Runs no code; costs nothing."""
-    from kolmbuild.compute import teacher_estimate
+    from kolmbuild.compute import setup_estimate
     from kolmbuild.compute.job import REFERENCE_JOB
     from kolmbuild.compute.quote import quote
 
@@ -308,12 +339,8 @@ def quote_(ctx: click.Context, target: str | None, spec: str | None, json_out: b
         target = next(iter(c.project.kolmfile.targets))
         job = _job(c, None, target)
     job = job or REFERENCE_JOB
-    quotes = [quote(s, job) for s in c.registry]
-    teacher = None
-    if target and c.project is not None:
-        from kolmbuild.config.compose import Composer
-
-        teacher = teacher_estimate(Composer(c.project).compose(target).config.task, job.rows)
+    quotes = [quote(s, job, setup_s=setup_estimate(s)) for s in c.registry]
+    teacher = _teacher_usd(c, target, job.rows)
     eligible = [q for q in quotes if q.eligible]
     doc = {"job": {**job.to_json(), "origin": job.origin}, "registry": c.registry.version(),
            "quotes": [q.to_json() for q in eligible],
@@ -352,7 +379,7 @@ def _dur(seconds: float) -> str:
 @click.argument("target", required=False)
 @click.option("--backend", "backend_name", required=True, help="The backend to rent.")
 @click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML (its work is quoted).")
-@click.option("--budget", type=click.FloatRange(min=0), help="USD cap; default: the kolmfile's budget.usd.")
+@click.option("--budget", type=USD(), help="USD cap; default: the kolmfile's budget.usd.")
 @click.option("--confirm", is_flag=True, help="Rent without asking (required without a TTY).")
 @click.option("--data", type=click.Path(dir_okay=False, exists=True), help="A JSONL file to ship with the job.")
 @click.option("--command", "command", multiple=True,
@@ -362,43 +389,38 @@ def _dur(seconds: float) -> str:
 def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | None, budget: float | None,
          confirm: bool, data: str | None, command: tuple[str, ...], json_out: bool) -> None:
     """Quote, check the budget (before any provider call), confirm, run, and always release."""
-    from kolmbuild.compute import teacher_estimate
     from kolmbuild.compute.adapters import adapter_for
     from kolmbuild.compute.job import REFERENCE_JOB
     from kolmbuild.compute.ledger import new_run_id
-    from kolmbuild.compute.rent import confirm_gate, payload_dir, refuse_over_budget, run_rental
+    from kolmbuild.compute.rent import RentRequest
+    from kolmbuild.compute.rent import rent as rent_job
 
     c = _context(ctx)
     spec_obj = c.registry.get(backend_name)
     job = _job(c, spec, target) or REFERENCE_JOB
     adapter = adapter_for(spec_obj, workdir=c.root / "kolm-runs")
-    q = adapter.quote(job)
-    if not q.eligible:
-        raise ConfigError(f"backend {backend_name!r} cannot run this job: {q.reason}")
-    cap = budget if budget is not None else _target_budget(c, target)
-    teacher = 0.0
-    if target and c.project is not None:
-        from kolmbuild.config.compose import Composer
-
-        teacher = teacher_estimate(Composer(c.project).compose(target).config.task, job.rows) or 0.0
     data_path = Path(data) if data else _target_data(c, target)
     if data_path is not None and not command:
         _check_training_rows(data_path)  # the dry run would reject it on the machine, after renting
-    refuse_over_budget(q, cap, teacher)  # 1. budget gate: no provider call yet
-    if adapter.provisioned or spec_obj.kind not in ("local", "self-hosted"):
-        adapter.token()  # 2. credentials present (still no provider call)
-    confirm_gate(q, confirm=confirm, is_tty=_stdin_is_tty(),  # 3. confirm gate
-                 ask=lambda question: click.confirm(question, default=False, err=True))
+    req = RentRequest(job=job, budget_usd=budget if budget is not None else _target_budget(c, target),
+                      extra_usd=_teacher_usd(c, target, job.rows) or 0.0, confirm=confirm,
+                      command=command or None, data=data_path)
     run_id = new_run_id()
-    if not json_out:
-        click.echo(f"renting {backend_name}: estimate ${q.cost_usd:.2f}, {_dur(q.duration_s)} ({q.basis}); "
-                   f"run id {run_id}", err=True)
-    progress = _RentProgress("rent", json_out, q.duration_s)
+    progress: list[_RentProgress] = []
+
+    def started(q: Any) -> None:
+        if not json_out:
+            click.echo(f"renting {backend_name}: estimate ${q.cost_usd:.2f}, {_dur(q.duration_s)} ({q.basis}); "
+                       f"run id {run_id}", err=True)
+        progress.append(_RentProgress("rent", json_out, q.duration_s))
+
     try:
-        with payload_dir(job, run_id, command or None, data_path) as shipped:
-            result = run_rental(adapter, shipped, progress.line, run_id=run_id, estimate_usd=q.cost_usd)
+        rented = rent_job(adapter, req, run_id=run_id, on_progress=lambda line: progress[0].line(line),
+                          ask=_ask(), on_quote=started)
     finally:
-        progress.close()
+        for p in progress:
+            p.close()
+    q, result = rented.quote, rented.result
     if json_out:
         _emit({**result.to_json(), "quote": q.to_json()})
     else:
@@ -409,6 +431,28 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
             click.echo(f"  output: {p}")
     if result.exit_code != 0:
         raise KolmError(f"{backend_name}: the job exited with status {result.exit_code}; the machine was released")
+
+
+# ---------------------------------------------------------------------------------------- reap
+@compute.command("reap")
+@click.option("--yes", is_flag=True, help="Terminate every orphan without asking.")
+@JSON_OPT
+@click.pass_context
+def reap_(ctx: click.Context, yes: bool, json_out: bool) -> None:
+    """End orphaned rentals: ledger rows whose kolmbuild is gone, and labelled instances the ledger lacks."""
+    from kolmbuild.compute.status import reap
+
+    c = _context(ctx)
+    done = reap(c.registry, ask=_ask(), yes=yes, on_line=lambda s: click.echo(s, err=True))
+    if json_out:
+        _emit({"reaped": done})
+    else:
+        if not done:
+            click.echo("no orphaned rentals")
+        for d in done:
+            click.echo(f"{d['action']:<10} {d['backend']:<10} {d['instance_id'] or '-':<14} {d['run_id']}")
+    if any(d["action"] == "failed" for d in done):
+        ctx.exit(1)
 
 
 def _check_training_rows(path: Path) -> None:

@@ -10,11 +10,15 @@ Pinned API used by the engine and config composition (kept import-light: nothing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_budget", "compute_block", "default_backend_name", "teacher_estimate"]
+__all__ = ["check_budget", "compute_block", "default_backend_name", "setup_estimate"]
+
+# the teacher's estimated cost for a task and a number of examples (kolmbuild.teacher.estimate_cost):
+# passed in by the caller, so this layer never imports the teacher
+TeacherCost = Callable[[Any, int], "float | None"]
 
 
 def default_backend_name() -> str | None:
@@ -23,29 +27,29 @@ def default_backend_name() -> str | None:
     return read_default_backend()
 
 
-def teacher_estimate(task: Any, n_examples: int) -> float | None:
-    """The teacher's estimated cost, when the task has a teacher and kolmbuild.teacher is installed."""
-    if getattr(task, "teacher", None) is None:
-        return None
-    try:
-        from kolmbuild.teacher import estimate_cost
-    except ImportError:
-        return None
-    return float(estimate_cost(task, n_examples))
+def setup_estimate(backend: Any) -> float | None:
+    """The machine setup time last measured for ``backend`` (None: the catalog's value applies)."""
+    from kolmbuild.compute.bootstrap import measured_setup
+    from kolmbuild.userconfig import state_dir
+
+    return measured_setup(state_dir(), backend.name)
 
 
-def check_budget(config: Any, root: Path | None = None) -> None:
+def check_budget(config: Any, root: Path | None = None, *, teacher_cost: TeacherCost | None = None) -> None:
+    """Raise BudgetExceeded (exit 2) when the quote for ``config`` (plus the teacher's estimate, when
+    ``teacher_cost`` is given) exceeds ``budget.usd``. Reads files, calls no provider."""
     budget = config.budget.usd
     if budget is None:
         return
     from kolmbuild.compute.job import job_from_task
     from kolmbuild.compute.quote import quote
-    from kolmbuild.compute.rent import refuse_over_budget
+    from kolmbuild.compute.rent import check_budget_value, refuse_over_budget
 
+    check_budget_value(budget, "budget.usd")
     job = job_from_task(config.task, root or Path.cwd(), name=config.target)
-    q = quote(config.backend, job)
-    teacher = teacher_estimate(config.task, job.rows) or 0.0
-    refuse_over_budget(q, budget, teacher)
+    q = quote(config.backend, job, setup_s=setup_estimate(config.backend))
+    teacher = (teacher_cost(config.task, job.rows) if teacher_cost is not None and config.task.teacher else None)
+    refuse_over_budget(q, budget, teacher or 0.0)
 
 
 def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> dict[str, Any]:

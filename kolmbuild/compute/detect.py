@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from kolmbuild.compute.settings import settings_for
 from kolmbuild.config.models import BackendSpec
 
 Status = Literal["ok", "not detected", "no token"]
@@ -136,7 +137,7 @@ def detect_token(spec: BackendSpec, environ: Mapping[str, str]) -> Detection:
     missing = [v for v in spec.auth if not environ.get(v)]
     if missing:
         return Detection(spec.name, "no token", f"set {' and '.join(missing)} to enable")
-    module = (spec.model_extra or {}).get("requires_module")
+    module = settings_for(spec).requires_module
     if module and not _has(str(module)):
         return Detection(spec.name, "not detected", f"the {module} package is not installed "
                                                     f"(pip install {str(module).replace('_', '-')})")
@@ -153,7 +154,7 @@ LOCAL_PROBES: dict[str, Callable[[BackendSpec], Detection]] = {
 def detect(spec: BackendSpec, environ: Mapping[str, str] | None = None) -> Detection:
     env = os.environ if environ is None else environ
     if spec.kind == "local":
-        device = str((spec.model_extra or {}).get("device", "cpu"))
+        device = settings_for(spec).device or "cpu"
         probe = LOCAL_PROBES.get(device)
         if probe is None:
             return Detection(spec.name, "not detected", f"unknown local device {device!r}")

@@ -53,6 +53,7 @@ class Job:
     outputs: tuple[str, ...] = ("out",)
     inputs: tuple[Any, ...] = ()  # inference inputs (serverless inference backends)
     labels: Mapping[str, str] = field(default_factory=dict)
+    checkpoints: Any = None  # a kolmbuild.compute.checkpoints.CheckpointSink: where announced checkpoints go
 
     def with_payload(self, command: tuple[str, ...], files: tuple[Path, ...] = (),
                      outputs: tuple[str, ...] = ("out",)) -> Job:

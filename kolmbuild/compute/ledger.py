@@ -44,10 +44,23 @@ class Rental:
     released_at: float | None = None
     note: str = ""
     detail: dict[str, Any] = field(default_factory=dict)  # bundle/offer id, image, ssh endpoint
+    pid: int | None = None  # the kolmbuild process that holds the rental (reap leaves a living one alone)
 
     @property
     def live(self) -> bool:
         return self.state in LIVE_STATES
+
+    def held(self) -> bool:
+        """True while the kolmbuild process that started it still runs on this machine."""
+        if self.pid is None or self.state == "release-failed":
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Rental:
@@ -110,7 +123,8 @@ class Ledger:
         return Rental.from_row(row) if row else None
 
     def put(self, rental: Rental) -> Rental:
-        stamped = replace(rental, updated_at=time.time(), started_at=rental.started_at or time.time())
+        stamped = replace(rental, updated_at=time.time(), started_at=rental.started_at or time.time(),
+                          pid=rental.pid if rental.pid is not None else os.getpid())
         with self._locked():
             rows = self._read()
             rows[rental.run_id] = asdict(stamped)

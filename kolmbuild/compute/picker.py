@@ -18,7 +18,8 @@ from typing import Any, Literal
 from kolmbuild.compute.detect import Detection
 from kolmbuild.compute.job import REFERENCE_JOB, Job
 from kolmbuild.compute.quote import Quote, hourly_usd, quote
-from kolmbuild.compute.registry import Registry, extra
+from kolmbuild.compute.registry import Registry
+from kolmbuild.compute.settings import settings_for
 from kolmbuild.config.models import BackendSpec
 
 PICKER_VERSION = "picker/1 (0.35 avail, 0.20 cost, 0.15 cold, 0.15 repro, 0.15 perf)"
@@ -97,8 +98,9 @@ class PickResult:
 
 
 def repro_of(spec: BackendSpec) -> float:
-    image = str(extra(spec, "image", "") or "")
-    if spec.airgap or bool(extra(spec, "pinned", False)) or "@sha256:" in image:
+    settings = settings_for(spec)
+    image = str(getattr(settings, "image", "") or "")
+    if spec.airgap or settings.pinned or "@sha256:" in image:
         return 1.0
     if spec.kind == "cloud-managed":
         return 0.6
@@ -106,14 +108,14 @@ def repro_of(spec: BackendSpec) -> float:
 
 
 def _vram_of(spec: BackendSpec, det: Detection) -> float:
-    if spec.kind == "local" and str(extra(spec, "device", "cpu")) != "cpu" and det.memory_gb:
+    if spec.kind == "local" and (settings_for(spec).device or "cpu") != "cpu" and det.memory_gb:
         return det.memory_gb
     return spec.vram_cap_gb
 
 
 def _memory_of(spec: BackendSpec, det: Detection) -> float | None:
     """Memory a job can use: accelerator memory, or RAM for local-cpu; None when unknown (not filtered)."""
-    if spec.kind == "local" and str(extra(spec, "device", "cpu")) == "cpu":
+    if spec.kind == "local" and (settings_for(spec).device or "cpu") == "cpu":
         return det.memory_gb
     vram = _vram_of(spec, det)
     return vram if vram > 0 else None
@@ -174,7 +176,7 @@ def pick(registry: Registry, detections: Mapping[str, Detection], req: PickReque
             "perf": spec.perf_bias,
         }
         score = sum(WEIGHTS[k] * v for k, v in terms.items())
-        device = str(extra(spec, "device", "") or "")
+        device = settings_for(spec).device
         if det.available and spec.kind == "local" and det.detail:
             device = f"{device}: {det.detail}"
         ranked.append(Scored(spec.name, score, terms, hourly[spec.name], quote(spec, job), device))

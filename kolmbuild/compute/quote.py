@@ -6,14 +6,12 @@ A quote runs no code and calls no provider: it is arithmetic over the backend's 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
+from kolmbuild.compute.settings import settings_for
 from kolmbuild.config.models import BackendSpec
-from kolmbuild.errors import ConfigError
 
 SLACK = 2.0
 
@@ -48,19 +46,8 @@ def pricing_label(spec: BackendSpec) -> str:
     return f"${p.rate_usd:g}/call"
 
 
-def _number(spec: BackendSpec, key: str, default: float, *, positive: bool) -> float:
-    """A numeric field of a backend's conf, checked (a ConfigError naming the backend and key)."""
-    value = extra(spec, key, default)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        want = "a number > 0" if positive else "a number >= 0"
-        raise ConfigError(f"backend {spec.name!r}: {key}: expected {want}, got {value!r}",
-                          hint=f"fix {key} in conf/backend/{spec.name}.yaml")
-    return float(value)
-
-
 def throughput_flops(spec: BackendSpec) -> float:
-    return _number(spec, "effective_tflops", 1.0, positive=True) * 1e12
+    return float(settings_for(spec).effective_tflops) * 1e12
 
 
 def _flops(x: float) -> str:
@@ -70,8 +57,18 @@ def _flops(x: float) -> str:
     return f"{x:.3g} FLOP"
 
 
-def quote(spec: BackendSpec, job: Job) -> Quote:
-    """Estimate duration and cost of ``job`` on ``spec``. Ineligible roles get a reason, not a price."""
+def setup_seconds(spec: BackendSpec) -> float:
+    """The catalog's time to set a machine up (install kolmbuild there), for backends that bootstrap."""
+    boot = getattr(settings_for(spec), "bootstrap", None)
+    return float(boot.seconds) if boot is not None and boot.mode != "off" else 0.0
+
+
+def quote(spec: BackendSpec, job: Job, *, setup_s: float | None = None) -> Quote:
+    """Estimate duration and cost of ``job`` on ``spec``. Ineligible roles get a reason, not a price.
+
+    The cold-start term is the catalog's ``cold_start_seconds`` plus the machine's setup time:
+    ``setup_s`` when the caller measured one (see :mod:`kolmbuild.compute.bootstrap`), else the
+    catalog's ``bootstrap.seconds``. Without ``setup_s`` the quote is a pure function of the conf."""
     label = pricing_label(spec)
     if job.kind == "train" and not spec.train:
         return Quote(spec.name, 0.0, 0.0, "", label, spec.catalog_date, False, "inference only")
@@ -80,7 +77,10 @@ def quote(spec: BackendSpec, job: Job) -> Quote:
     work = job.work_flops()
     tput = throughput_flops(spec)
     compute_s = work / tput
-    duration = (spec.cold_start_seconds + compute_s) * SLACK
+    measured = setup_s is not None
+    setup = float(setup_s) if setup_s is not None else setup_seconds(spec)
+    cold = spec.cold_start_seconds + setup
+    duration = (cold + compute_s) * SLACK
     p = spec.pricing
     if p.basis == "per-hour":
         cost = duration / 3600.0 * p.rate_usd
@@ -96,10 +96,11 @@ def quote(spec: BackendSpec, job: Job) -> Quote:
         calls = job.eval_cases
         cost = calls * p.rate_usd
         priced = f"{calls} calls x ${p.rate_usd:g}"
-    cost = max(cost, _number(spec, "min_charge_usd", 0.0, positive=False) if extra(spec, "min_charge_usd") else 0.0)
+    cost = max(cost, float(settings_for(spec).min_charge_usd))
+    setup_note = f" + {setup:.0f} s setup{' (measured)' if measured else ''}" if setup or measured else ""
     basis = (
-        f"({spec.cold_start_seconds:g} s cold + {_flops(work)} / {tput / 1e12:g} TFLOP/s = "
-        f"{spec.cold_start_seconds + compute_s:.0f} s) x{SLACK:g} slack; {priced}"
+        f"({spec.cold_start_seconds:g} s cold{setup_note} + {_flops(work)} / {tput / 1e12:g} TFLOP/s = "
+        f"{cold + compute_s:.0f} s) x{SLACK:g} slack; {priced}"
     )
     return Quote(spec.name, duration, cost, basis, label, spec.catalog_date)
 

@@ -10,7 +10,8 @@ from typing import Any
 from kolmbuild.compute.job import DEFAULT_EVAL_TOKENS, Job, model_params
 from kolmbuild.compute.picker import PICKER_VERSION
 from kolmbuild.compute.quote import SLACK, quote
-from kolmbuild.compute.registry import REGISTRY_SCHEMA, extra
+from kolmbuild.compute.registry import REGISTRY_SCHEMA
+from kolmbuild.compute.settings import settings_for
 from kolmbuild.config.models import BackendSpec
 
 ROW_TOKENS = 64  # assumed tokens per row when no stage reported a token count
@@ -53,8 +54,8 @@ def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> di
     return {
         "backend": spec.name,
         "kind": spec.kind,
-        "device": str(train.get("device") or extra(spec, "device", "") or ""),
-        "gpu": str(extra(spec, "gpu", "") or ""),
+        "device": str(train.get("device") or settings_for(spec).device),
+        "gpu": settings_for(spec).gpu,
         "duration_seconds": float(actual_s) if isinstance(actual_s, (int, float)) else round(q.duration_s, 1),
         "cost_usd": actual if actual is not None else round(q.cost_usd, 6),
         "price": {"basis": spec.pricing.basis, "rate_usd": spec.pricing.rate_usd},

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from kolmbuild.compute.settings import settings_for
 from kolmbuild.config.models import BackendSpec
 from kolmbuild.errors import ConfigError
 
@@ -91,9 +92,11 @@ def load_backend(path: Path, base: Path | None = None) -> BackendSpec:
         raise ConfigError(f"{path}: expected a mapping of backend fields")
     data.setdefault("name", path.stem)
     try:
-        return BackendSpec.model_validate(data)
+        spec = BackendSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, path, base)) from exc
+    settings_for(spec, path)  # the adapter's own keys: a typo is an error naming this file and key
+    return spec
 
 
 def load_registry(conf_dirs: Sequence[Path]) -> Registry:
@@ -113,9 +116,3 @@ def builtin_conf_dirs(project_dir: Path | None = None) -> list[Path]:
     if builtin not in dirs:
         dirs.append(builtin)
     return dirs
-
-
-def extra(spec: BackendSpec, key: str, default: Any = None) -> Any:
-    """An adapter-specific field kept by the model (``extra="allow"``): base URLs, images, regions."""
-    extras = spec.model_extra or {}
-    return extras.get(key, default)

@@ -6,22 +6,25 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kolmbuild.compute.job import Job
 from kolmbuild.config.models import BackendSpec
-from kolmbuild.errors import KolmError
+from kolmbuild.errors import KolmError, UserInputError
 
 SAMPLE = [{"input": "ping", "output": "pong"}, {"input": "2+2", "output": "4"}]
 TINY_JOB = Job(name="self-test", model_params=1_000_000, train_tokens=64, epochs=1.0, eval_cases=1,
                eval_tokens_per_case=8, origin="self-test: 2 rows, no weights")
 
 
-def self_test(spec: BackendSpec, root: Path, echo: Callable[[str], None]) -> list[dict[str, Any]]:
+def self_test(spec: BackendSpec, root: Path, echo: Callable[[str], None], *, confirm: bool = False,
+              ask: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    """The four steps. A paid backend rents a real (small) machine: the same gates as ``rent``."""
     from kolmbuild.compute.adapters import adapter_for
     from kolmbuild.compute.ledger import Ledger, new_run_id
-    from kolmbuild.compute.rent import payload_dir, run_rental
+    from kolmbuild.compute.rent import RentRequest, rent
 
     steps: list[dict[str, Any]] = []
 
@@ -40,11 +43,13 @@ def self_test(spec: BackendSpec, root: Path, echo: Callable[[str], None]) -> lis
     with tempfile.TemporaryDirectory(prefix="kolm-selftest-") as tmp:
         data = Path(tmp) / "data.jsonl"
         data.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in SAMPLE))
-        job = TINY_JOB if spec.train else Job(**{**TINY_JOB.__dict__, "kind": "infer",
-                                                 "inputs": tuple({"prompt": r["input"]} for r in SAMPLE)})
+        job = TINY_JOB if spec.train else replace(TINY_JOB, kind="infer",
+                                                  inputs=tuple({"prompt": r["input"]} for r in SAMPLE))
         try:
-            with payload_dir(job, run_id, None, data) as shipped:
-                result = run_rental(adapter, shipped, echo, run_id=run_id, estimate_usd=adapter.quote(job).cost_usd)
+            result = rent(adapter, RentRequest(job=job, confirm=confirm, data=data), run_id=run_id,
+                          on_progress=echo, ask=ask).result
+        except UserInputError:
+            raise  # a gate said no (budget, token, confirmation): nothing was rented
         except KolmError as exc:
             step("container provision", False, str(exc).splitlines()[0])
             step("trainer dry run", False, "skipped")

@@ -21,33 +21,26 @@ import os
 import shutil
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kolmbuild.compute import stage_runner as wire
+from kolmbuild.compute.checkpoints import CheckpointSink, LocalSink
+from kolmbuild.compute.rent import NotConfirmed
+from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.config.models import BackendSpec, TargetConfig
 from kolmbuild.engine.rules import RuleSpec
 from kolmbuild.engine.stage import Progress, StageContext, StageResult
-from kolmbuild.errors import BuildFailed, ComputeError, UserInputError
+from kolmbuild.errors import BuildFailed, ComputeError
 
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL")
 TAIL_LINES = 8
-
-
-class NotConfirmed(UserInputError):
-    """A build would rent paid compute without a budget to consent to it (exit 2, nothing rented)."""
 
 
 @dataclass(frozen=True)
 class Bundle:
     description: Path
     archive: Path
-
-
-def is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    return any(w in upper for w in _SECRET_WORDS)
 
 
 def _project_module(action: str | None, project_root: Path) -> Path | None:
@@ -80,8 +73,9 @@ def _check_no_secret_values(text: str, environ: Mapping[str, str]) -> None:
 
 
 def make_bundle(ctx: StageContext, spec: RuleSpec, backend: str, dest: Path,
-                environ: Mapping[str, str]) -> Bundle:
-    """Write ``stage.tar`` and ``stage.json`` for ``ctx`` into ``dest``."""
+                environ: Mapping[str, str], checkpoints: CheckpointSink | None = None) -> Bundle:
+    """Write ``stage.tar`` and ``stage.json`` for ``ctx`` into ``dest``; the checkpoints a previous,
+    interrupted run sent back go in under ``cache/`` (the far side's stage cache)."""
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / wire.ARCHIVE
     inputs: dict[str, str | None] = {}
@@ -103,12 +97,16 @@ def make_bundle(ctx: StageContext, spec: RuleSpec, backend: str, dest: Path,
         module = _project_module(spec.action, ctx.project_dir)
         if module is not None:
             tar.add(module, arcname=f"project/{module.name}", filter=_no_pycache)
+        restored = sorted((checkpoints.restore() if checkpoints is not None else {}).items())
+        for rel, path in restored:
+            tar.add(path, arcname=f"cache/{rel}", recursive=False)
     description = {
         "format": wire.BUNDLE_FORMAT, "target": ctx.target, "stage": ctx.stage, "key": ctx.key,
         "backend": backend, "action": spec.action, "shell": spec.shell, "outputs": list(spec.outputs),
         "params": dict(ctx.params), "inputs": inputs, "upstream": upstream,
         "receipts": {name: r.to_json() for name, r in sorted(ctx.receipts.items())},
         "env": forwarded_env(list(spec.env), environ),
+        "checkpoints": {"via": "caller", "restored": [rel for rel, _ in restored]},
         "archive": {"name": wire.ARCHIVE, "sha256": wire.sha256_file(archive)},
     }
     text = json.dumps(description, sort_keys=True, indent=1) + "\n"
@@ -128,7 +126,7 @@ class RemoteLines:
     def __call__(self, line: str) -> None:
         call = wire.parse_progress(line)
         if call is None:
-            if line.strip() and not line.startswith(wire.RUNNER_PREFIX):
+            if line.strip() and not line.startswith((wire.RUNNER_PREFIX, "bootstrap: ")):
                 self.tail.append(line)
                 del self.tail[:-TAIL_LINES]
                 self.progress.log(line)
@@ -212,42 +210,86 @@ def _remote_error(staging: Path, run_id: str, exit_code: int) -> str:
     return f"{text} (exit {exit_code}{f', at {where}' if where else ''})"
 
 
+def _resume_hint(sink: LocalSink) -> str | None:
+    kept = sink.restore()
+    return f"the {len(kept)} checkpoint file(s) it sent back are kept: a rebuild resumes from them" if kept else None
+
+
+class BootstrapLines:
+    """Passes the far side's lines on, keeping its bootstrap report (setup time) when one comes."""
+
+    def __init__(self, inner: RemoteLines) -> None:
+        self.inner = inner
+        self.report: dict[str, Any] | None = None
+
+    def __call__(self, line: str) -> None:
+        from kolmbuild.compute.bootstrap import parse_report
+
+        report = parse_report(line)
+        if report is None:
+            self.inner(line)
+            return
+        self.report = report
+        how = "reused" if report.get("reused") else "installed"
+        self.inner.progress.log(f"bootstrap: kolmbuild {how} on the far side in {float(report['setup_s']):.1f} s"
+                                f" ({report.get('variant')} torch)")
+
+
 def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging: Path,
                environ: Mapping[str, str] | None = None) -> StageResult:
     """Run the stage on ``config.backend``; return its result with the compute record merged in."""
     from kolmbuild.compute.adapters import adapter_for
+    from kolmbuild.compute.bootstrap import measured_setup, prepare, record_setup
     from kolmbuild.compute.job import job_from_task
     from kolmbuild.compute.ledger import new_run_id
-    from kolmbuild.compute.registry import extra
-    from kolmbuild.compute.rent import refuse_over_budget, run_rental
+    from kolmbuild.compute.rent import refuse_over_budget, run_rental, wall_clock_limit
+    from kolmbuild.userconfig import state_dir
 
     env = os.environ if environ is None else environ
     backend = config.backend
     staging.mkdir(parents=True, exist_ok=True)
     adapter = adapter_for(backend, workdir=staging, environ=env)
     _check_adapter(adapter, backend)
+    conf = adapter.conf
+    boot = getattr(conf, "bootstrap", None)
     job = job_from_task(config.task, ctx.project_dir, name=ctx.target)
-    q = adapter.quote(job)
+    setup = measured_setup(state_dir(), backend.name) if boot is not None and boot.mode != "off" else None
+    q = adapter.quote(job, setup_s=setup)
     refuse_over_budget(q, config.budget.usd)  # no provider call yet
     _consent(backend, config, q.cost_usd, ctx.stage)
     if backend.auth:
         adapter.token()  # credentials (or KOLM_REMOTE_HOST) present, still no provider call
     host = ssh_host(adapter, env)
-    bundle = make_bundle(ctx, spec, backend.name, staging / "bundle", env)
-    python = str(extra(backend, "python", "python3"))
+    sink = LocalSink.for_stage(ctx.cache_dir, ctx.stage, ctx.key,
+                               on_saved=lambda rel: ctx.progress.log(f"{ctx.stage}: checkpoint {rel} is safe here"))
+    bundle = make_bundle(ctx, spec, backend.name, staging / "bundle", env, sink)
+    restored = sink.restore()
+    if restored:
+        ctx.progress.log(f"{ctx.stage}: resuming from {len(restored)} checkpoint file(s) an earlier run sent back")
     run_id = new_run_id()
-    over_ssh = host is not None or (adapter.provisioned and str(extra(backend, "transport", "ssh")) != "local")
-    command = (python, "-m", "kolmbuild.compute.stage_runner", *(["--hangup"] if over_ssh else []), wire.DESCRIPTION)
-    shipped = job.with_payload(command,
-                               (bundle.description, bundle.archive), (wire.OUT_DIR, wire.RESULT))
+    over_ssh = host is not None or (adapter.provisioned and conf.transport != "local")
+    runner = ("-m", "kolmbuild.compute.stage_runner", *(["--hangup"] if over_ssh else []), wire.DESCRIPTION)
+    plan = prepare(boot, conf.python, staging / "bootstrap") if boot is not None else None
+    command = plan.command(runner) if plan is not None else (getattr(conf, "python", "python3"), *runner)
+    files = (bundle.description, bundle.archive, *(plan.files if plan is not None else ()))
+    shipped = replace(job.with_payload(command, files, (wire.OUT_DIR, wire.RESULT)), checkpoints=sink)
     lines = RemoteLines(ctx.progress)
+    relay = BootstrapLines(lines)
     ctx.progress.log(f"{ctx.stage}: running on {backend.name} (run {run_id})")
-    result = run_rental(adapter, shipped, lines, run_id=run_id, estimate_usd=q.cost_usd)
+    limit = wall_clock_limit(q, adapter.hourly_rate(), config.budget.usd, conf.run_limit_slack)
+    try:
+        result = run_rental(adapter, shipped, relay, run_id=run_id, estimate_usd=q.cost_usd, limit_s=limit)
+    except ComputeError as exc:
+        raise type(exc)(f"stage {ctx.stage!r} of target {ctx.target!r} failed on {backend.name}: {exc.message}",
+                        hint=_resume_hint(sink) or exc.hint) from exc
+    if relay.report is not None:
+        record_setup(state_dir(), backend.name, relay.report)
     if result.exit_code != 0:
         tail = " | ".join(lines.tail[-5:])
         raise BuildFailed(
             f"stage {ctx.stage!r} of target {ctx.target!r} failed on {backend.name}: "
-            f"{_remote_error(staging, run_id, result.exit_code)}" + (f"; remote output: {tail}" if tail else ""))
+            f"{_remote_error(staging, run_id, result.exit_code)}" + (f"; remote output: {tail}" if tail else ""),
+            hint=_resume_hint(sink))
     try:
         doc = json.loads((staging / run_id / wire.RESULT).read_text(encoding="utf-8"))
         metrics = dict(doc["metrics"])
@@ -256,6 +298,7 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
         raise BuildFailed(f"stage {ctx.stage!r} of target {ctx.target!r}: {backend.name} sent back no "
                           f"readable {wire.RESULT} ({type(exc).__name__})") from exc
     collect_outputs(spec, staging / run_id / wire.OUT_DIR, ctx.outdir)
+    sink.done()
     rental = adapter.ledger.get(run_id) if result.instance_id is not None else None
     record = compute_record(backend, result, host, rental.detail if rental else {})
     prior = metrics.get("compute")

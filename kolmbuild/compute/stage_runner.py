@@ -30,14 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from kolmbuild.compute.checkpoints import PREFIX, REMOTE_ENV
+
+__all__ = ["REMOTE_ENV", "main", "run_bundle"]
+
 BUNDLE_FORMAT = 1
 DESCRIPTION = "stage.json"
 ARCHIVE = "stage.tar"
 OUT_DIR = "out"
 RESULT = "result.json"
-PROGRESS_PREFIX = "::kolm-progress::"
+PROGRESS_PREFIX = PREFIX
 RUNNER_PREFIX = "kolmbuild stage runner: "  # its own error lines (the caller reads result.json instead)
-REMOTE_ENV = "KOLM_REMOTE_STAGE"  # set on the far side to the backend's name, for actions that care
+# REMOTE_ENV: set on the far side to the backend's name, for actions that care
 EXIT_STAGE_FAILED = 1
 EXIT_BAD_BUNDLE = 2
 

@@ -31,6 +31,10 @@ class Transport(Protocol):
 
     def download(self, names: Sequence[str], dest: Path) -> list[Path]: ...
 
+    def fetch(self, name: str, dest: Path) -> None:
+        """Copy the job folder's file ``name`` to ``dest`` here, while the command still runs."""
+        ...
+
     def abort(self) -> None: ...
 
     def close(self) -> None: ...
@@ -84,6 +88,9 @@ class LocalTransport:
                 shutil.copyfile(src, dest / name)
                 got.append(dest / name)
         return got
+
+    def fetch(self, name: str, dest: Path) -> None:
+        shutil.copyfile(self.workdir / name, dest)
 
     def close(self) -> None:
         self._kill()
@@ -201,7 +208,11 @@ class SSHTransport:
         chan.exec_command(line)
         buf = b""
         while True:
-            data = chan.recv(4096)
+            try:
+                data = chan.recv(4096)
+            except (OSError, EOFError) as exc:  # the machine or the network went away mid-run
+                raise ComputeError(f"ssh {self.target.host}:{self.target.port}: the connection was lost while "
+                                   f"the job ran ({exc or type(exc).__name__})") from None
             if not data:
                 break
             buf += data
@@ -212,10 +223,21 @@ class SSHTransport:
             on_line(buf.decode("utf-8", "replace"))
         code = int(chan.recv_exit_status())
         chan.close()
+        if code == -1:  # the channel closed without an exit status: the far side was killed
+            raise ComputeError(f"ssh {self.target.host}:{self.target.port}: the job ended without an exit status "
+                               "(the far side was killed or the connection dropped)")
         return code
 
     def abort(self) -> None:
         self.client.close()
+
+    def fetch(self, name: str, dest: Path) -> None:
+        # its own SFTP session: the main one may be busy, and paramiko's SFTPClient is not thread-safe
+        sftp = self.client.open_sftp()
+        try:
+            sftp.get(f"{self.remote_dir}/{name}", str(dest))
+        finally:
+            sftp.close()
 
     def download(self, names: Sequence[str], dest: Path) -> list[Path]:
         import stat as st

@@ -107,7 +107,7 @@ class TrainSpec(_Strict):
     lr: float = Field(default=2e-4, gt=0)
     batch_size: int = Field(default=4, ge=1)
     seed: int = 0
-    checkpoint_every: int = Field(default=50, ge=1)
+    checkpoint_every: int | None = Field(default=None, ge=1)  # None: every tenth of the run
     preset: Literal["none", "neftune", "loraplus", "dora", "rslora", "quality"] = "none"
     preference: Literal["none", "dpo", "orpo"] = "none"
 

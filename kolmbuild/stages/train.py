@@ -170,6 +170,7 @@ def _train_in_process(
     ctx: StageContext, base: Any, settings: TrainSettings, description: str, shape: ShapeSpec,
     rows: list[tuple[Any, Any]], pairs: list[tuple[Any, Any, Any]], device: str, workdir: Path,
 ) -> tuple[int, float, int, str]:
+    from kolmbuild.compute.checkpoints import announcer
     from kolmbuild.train.encoding import encode_examples, encode_pairs
     from kolmbuild.train.trainer import TrainData, load_base, pick_device, train_lora
 
@@ -179,7 +180,8 @@ def _train_in_process(
         tuple(encode_examples(loaded.tokenizer, description, shape, rows, settings.max_seq_len)),
         tuple(encode_pairs(loaded.tokenizer, description, shape, pairs, settings.max_seq_len)),
     )
-    result = train_lora(loaded, data, settings, ctx.outdir, checkpoint_dir=workdir, progress=ctx.progress)
+    result = train_lora(loaded, data, settings, ctx.outdir, checkpoint_dir=workdir, progress=ctx.progress,
+                        on_checkpoint=announcer(ctx.cache_dir))  # on a remote machine: ship each one home
     return result.steps, result.final_loss, result.trainable_params, loaded.device
 
 

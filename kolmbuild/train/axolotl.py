@@ -26,7 +26,7 @@ from kolmbuild.errors import BuildFailed
 from kolmbuild.models import BaseModel
 from kolmbuild.runtime.prompt import build_messages
 from kolmbuild.runtime.shape import input_text
-from kolmbuild.train.settings import TrainSettings
+from kolmbuild.train.settings import CHECKPOINT_FRACTION, TrainSettings
 
 # Architectures liger-kernel patches (its RoPE, RMSNorm, SwiGLU and fused linear cross-entropy).
 _LIGER_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3"})
@@ -125,7 +125,8 @@ def axolotl_config(
         "optimizer": "adamw_torch",
         "lr_scheduler": "constant",
         "seed": settings.seed,
-        "save_steps": settings.checkpoint_every,
+        # a float below 1 is a fraction of the run's steps for transformers' Trainer
+        "save_steps": settings.checkpoint_every or CHECKPOINT_FRACTION,
         "save_safetensors": True,
         "auto_resume_from_checkpoints": True,
         "output_dir": str(inputs.output_dir),

@@ -27,7 +27,7 @@ from kolmbuild.train.checkpoint import Checkpoint, clear_checkpoint, load_checkp
 from kolmbuild.train.encoding import IGNORE, Encoded, EncodedPair
 from kolmbuild.train.losses import answer_logps, dpo_loss, orpo_loss, sft_loss
 from kolmbuild.train.schedule import Step, build_schedule
-from kolmbuild.train.settings import TrainSettings
+from kolmbuild.train.settings import TrainSettings, checkpoint_interval
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
@@ -232,10 +232,13 @@ def train_lora(
     checkpoint_dir: Path | None = None,
     progress: Progress | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Train a LoRA on ``data`` and write ``adapter_model.safetensors`` and ``adapter_config.json``
     (plain PEFT layout) into ``out_dir``. With ``checkpoint_dir``, resume from a matching checkpoint
-    there and write one every ``settings.checkpoint_every`` steps; it is removed on success.
+    there and write one every ``settings.checkpoint_every`` steps (default: a tenth of the run, see
+    :func:`checkpoint_interval`); it is removed on success. ``on_checkpoint(path)`` runs after each
+    checkpoint is written (a remote stage ships it off the machine).
     ``on_step(step, loss)`` runs after each step (an exception there interrupts the run)."""
     import torch
     from peft import get_peft_model, set_peft_model_state_dict
@@ -268,6 +271,7 @@ def train_lora(
         if settings.neftune_alpha:
             hook = model.get_input_embeddings().register_forward_hook(_neftune_hook(settings.neftune_alpha))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        every = checkpoint_interval(settings, len(schedule))
         progress.start(f"train LoRA r={settings.lora.rank} on {loaded.device}", total=len(schedule))
         if start:
             progress.log(f"resuming from the checkpoint at step {start}")
@@ -286,13 +290,15 @@ def train_lora(
             losses.append(value)
             done = index + 1
             progress.advance(1, loss=value)
-            if checkpoint_dir and done % settings.checkpoint_every == 0 and done < len(schedule):
-                save_checkpoint(
+            if checkpoint_dir and done % every == 0 and done < len(schedule):
+                saved = save_checkpoint(
                     checkpoint_dir,
                     Checkpoint(fingerprint, done, tuple(losses),
                                {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()},
                                optimizer.state_dict(), torch.get_rng_state(), reference),
                 )
+                if on_checkpoint is not None:
+                    on_checkpoint(saved)
             if on_step is not None:
                 on_step(done, value)
         model.eval()

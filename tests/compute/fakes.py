@@ -1,8 +1,11 @@
 """Fake provider servers on 127.0.0.1 that speak each documented protocol and count live instances.
 
 Each fake records every request (method, path, whether it carried the expected credential) and keeps
-its instances in a dict; ``live()`` counts those not terminated. ``partition(True)`` makes the server
-drop every connection without an answer (a network outage) until it is lifted.
+its instances in a dict; ``live()`` counts those not terminated. Request bodies are checked against
+the provider's published request format (``tests/compute/specs/``): a body the real service would
+refuse gets its 400 (and lands in ``rejected``). Terminating takes several polls, as it does at the
+providers. ``partition(True)`` drops every connection without an answer (a reset); ``blackhole(True)``
+accepts and never answers (a network that times out), until lifted.
 """
 
 from __future__ import annotations
@@ -12,9 +15,26 @@ import json
 import re
 import threading
 from collections.abc import Callable
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+import jsonschema
+
+SPECS = Path(__file__).parent / "specs"  # request formats written from each provider's published API
+
+
+@cache
+def spec(name: str) -> dict[str, Any]:
+    return json.loads((SPECS / f"{name}.json").read_text())
+
+
+def check(schema: dict[str, Any], doc: Any) -> str | None:
+    """The first way ``doc`` breaks ``schema`` (a published request format), or None."""
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    return None if err is None else f"{'/'.join(str(p) for p in err.absolute_path) or '(body)'}: {err.message}"
 
 Route = Callable[["FakeProvider", "Request"], tuple[int, Any]]
 
@@ -37,6 +57,10 @@ class FakeProvider:
         self.lock = threading.Lock()
         self.ids = itertools.count(1000)
         self._partitioned = threading.Event()
+        self._blackholed = threading.Event()
+        self._lifted = threading.Event()
+        self.rejected: list[tuple[str, str, str]] = []  # (method, path, why) of bodies refused by the spec
+        self.terminate_polls = 2  # status polls an instance stays "terminating" after it was ended
         self.boot_polls = 1  # status polls before an instance is ready
         self.ssh_port = 22  # what a ready instance reports (tests point it at a loopback sshd)
         self.routes: list[tuple[str, re.Pattern[str], Route]] = []
@@ -60,6 +84,28 @@ class FakeProvider:
     def partition(self, on: bool) -> None:
         (self._partitioned.set if on else self._partitioned.clear)()
 
+    def blackhole(self, on: bool) -> None:
+        if on:
+            self._lifted.clear()
+            self._blackholed.set()
+        else:
+            self._blackholed.clear()
+            self._lifted.set()
+
+    def reject(self, req: Request, why: str) -> tuple[int, Any]:
+        with self.lock:
+            self.rejected.append((req.method, req.path, why))
+        return 400, {"error": {"code": "global/invalid-parameters", "message": why}}
+
+    def ending(self, inst: dict[str, Any]) -> bool:
+        """An ended instance is still listed for ``terminate_polls`` polls; True once it is really gone."""
+        if not inst.get("_ending"):
+            return False
+        inst["_end_polls"] = inst.get("_end_polls", 0) + 1
+        if inst["_end_polls"] > self.terminate_polls:
+            inst["_dead"] = True
+        return True
+
     def route(self, method: str, pattern: str) -> Callable[[Route], Route]:
         def deco(fn: Route) -> Route:
             self.routes.append((method, re.compile(f"^{pattern}$"), fn))
@@ -67,6 +113,7 @@ class FakeProvider:
         return deco
 
     def live(self) -> int:
+        """Instances not yet gone (one being terminated still counts until the provider says gone)."""
         with self.lock:
             return sum(1 for i in self.instances.values() if not i.get("_dead"))
 
@@ -89,6 +136,10 @@ class FakeProvider:
                 if fake._partitioned.is_set():
                     self.close_connection = True
                     self.connection.shutdown(2)
+                    return
+                if fake._blackholed.is_set():  # accept, read nothing, answer nothing: the client times out
+                    fake._lifted.wait(30)
+                    self.close_connection = True
                     return
                 parsed = urlparse(self.path)
                 length = int(self.headers.get("content-length") or 0)
@@ -149,9 +200,13 @@ class FakeLambda(FakeProvider):
         @self.route("POST", "/instance-operations/launch")
         def launch(f: FakeProvider, r: Request) -> tuple[int, Any]:
             body = r.json()
+            if (why := check(spec("lambda")["launch"], body)) is not None:
+                return f.reject(r, why)
+            if body["instance_type_name"] not in ("gpu_1x_a100_sxm4_80gb",):
+                return f.reject(r, f"instance_type_name: unknown instance type {body['instance_type_name']!r}")
             iid = "i-" + f.new_id()
             with f.lock:
-                f.instances[iid] = {"id": iid, "name": body["name"], "status": "booting",
+                f.instances[iid] = {"id": iid, "name": body.get("name"), "status": "booting",
                                     "region": {"name": body["region_name"]}}
             return 200, {"data": {"instance_ids": [iid]}}
 
@@ -163,6 +218,8 @@ class FakeLambda(FakeProvider):
                 return 404, {"error": {"code": "global/object-does-not-exist", "message": "Instance not found"}}
             if inst["status"] == "booting" and _ready(f, inst):
                 inst.update(status="active", ip="127.0.0.1")
+            if f.ending(inst) and inst.get("_dead"):
+                inst["status"] = "terminated"
             return 200, {"data": {k: v for k, v in inst.items() if not k.startswith("_")}}
 
         @self.route("GET", "/instances")
@@ -172,13 +229,15 @@ class FakeLambda(FakeProvider):
 
         @self.route("POST", "/instance-operations/terminate")
         def terminate(f: FakeProvider, r: Request) -> tuple[int, Any]:
+            if (why := check(spec("lambda")["terminate"], r.json())) is not None:
+                return f.reject(r, why)
             done = []
             for iid in r.json()["instance_ids"]:
                 inst = f.instances.get(iid)
                 if inst is None or inst.get("_dead"):
                     return 404, {"error": {"code": "global/object-does-not-exist", "message": "not found"}}
-                inst.update(status="terminated", _dead=True)
-                done.append({"id": iid, "status": "terminated"})
+                inst.update(status="terminating", _ending=True)
+                done.append({"id": iid, "status": "terminating"})
             return 200, {"data": {"terminated_instances": done}}
 
 
@@ -189,14 +248,16 @@ class FakeVast(FakeProvider):
 
         @self.route("POST", "/api/v0/bundles/")
         def bundles(f: FakeProvider, r: Request) -> tuple[int, Any]:
-            q = r.json()
-            assert q["gpu_ram"]["gte"] > 0
+            if (why := check(spec("vast")["bundles"], r.json())) is not None:
+                return f.reject(r, why)
             return 200, {"offers": [{"id": 5551, "dph_total": 0.42, "gpu_name": "A100_SXM4", "gpu_ram": 81920,
                                      "num_gpus": 1}]}
 
         @self.route("PUT", "/api/v0/asks/(?P<id>\\d+)/")
         def ask(f: FakeProvider, r: Request) -> tuple[int, Any]:
             body = r.json()
+            if (why := check(spec("vast")["asks"], body)) is not None:
+                return f.reject(r, why)
             iid = f.new_id()
             with f.lock:
                 f.instances[iid] = {"id": int(iid), "label": body["label"], "actual_status": "loading",
@@ -207,7 +268,7 @@ class FakeVast(FakeProvider):
         def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
             iid = r.path.strip("/").rsplit("/", 1)[1]
             inst = f.instances.get(iid)
-            if inst is None or inst.get("_dead"):
+            if inst is None or inst.get("_dead") or (f.ending(inst) and inst.get("_dead")):
                 return 200, {"instances": None}
             if inst["actual_status"] == "loading" and _ready(f, inst):
                 inst.update(actual_status="running", ssh_host="127.0.0.1", ssh_port=f.ssh_port)
@@ -224,49 +285,73 @@ class FakeVast(FakeProvider):
             inst = f.instances.get(iid)
             if inst is None or inst.get("_dead"):
                 return 404, {"success": False, "error": "no_such_instance"}
-            inst["_dead"] = True
+            inst.update(_ending=True, intended_status="stopped")  # destroyed after a few polls
             return 200, {"success": True}
 
 
 # ----------------------------------------------------------------------------------- runpod
 class FakeRunPod(FakeProvider):
+    """Answers GraphQL by executing the document against RunPod's published schema (specs/runpod.graphql)
+    with graphql-core: a query the real API would refuse (unknown field, missing required input, wrong
+    type) gets its errors, and each operation is dispatched by the field it selects, not by substring."""
+
     def __init__(self) -> None:
         super().__init__()
+        import graphql
+
+        schema = graphql.build_schema((SPECS / "runpod.graphql").read_text())
+        fake = self
+
+        def view(inst: dict[str, Any]) -> dict[str, Any]:
+            return {"id": inst["id"], "name": inst["name"], "desiredStatus": inst["desiredStatus"],
+                    "costPerHr": 1.19, "imageName": inst["imageName"], "machineId": "m1",
+                    "runtime": inst.get("runtime")}
+
+        class Root:
+            def podFindAndDeployOnDemand(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802, A002
+                pid = "pod" + fake.new_id()
+                with fake.lock:
+                    fake.instances[pid] = {"id": pid, "name": input.get("name") or "", "desiredStatus": "RUNNING",
+                                           "imageName": input["imageName"]}
+                return view(fake.instances[pid])
+
+            def podTerminate(self, info: Any, input: dict[str, Any]) -> None:  # noqa: N802, A002
+                inst = fake.instances.get(input["podId"])
+                if inst is None or inst.get("_dead"):
+                    raise graphql.GraphQLError("pod not found")
+                inst["_ending"] = True  # listed (still running) for a few polls, then gone
+                return None
+
+            def pod(self, info: Any, input: dict[str, Any]) -> dict[str, Any] | None:  # noqa: A002
+                inst = fake.instances.get(input["podId"])
+                if inst is None or inst.get("_dead") or (fake.ending(inst) and inst.get("_dead")):
+                    return None
+                if not inst.get("_ending") and _ready(fake, inst):
+                    inst["runtime"] = {"uptimeInSeconds": 3, "ports": [
+                        {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22, "publicPort": 22, "type": "tcp"}]}
+                return view(inst)
+
+            def myself(self, info: Any) -> dict[str, Any]:
+                return {"id": "me", "pods": [view(i) for i in fake.instances.values() if not i.get("_dead")]}
 
         @self.route("POST", "/graphql")
         def gql(f: FakeProvider, r: Request) -> tuple[int, Any]:
             body = r.json()
-            q, v = body["query"], body.get("variables") or {}
-            if "podFindAndDeployOnDemand" in q:
-                pid = "pod" + f.new_id()
-                with f.lock:
-                    f.instances[pid] = {"id": pid, "name": v["input"]["name"], "desiredStatus": "RUNNING",
-                                        "costPerHr": 1.19, "imageName": v["input"]["imageName"]}
-                return 200, {"data": {"podFindAndDeployOnDemand": {
-                    "id": pid, "imageName": v["input"]["imageName"], "machineId": "m1", "desiredStatus": "RUNNING",
-                    "costPerHr": 1.19}}}
-            if "podTerminate" in q:
-                inst = f.instances.get(v["input"]["podId"])
-                if inst is None or inst.get("_dead"):
-                    return 200, {"errors": [{"message": "pod not found"}], "data": {"podTerminate": None}}
-                inst.update(desiredStatus="TERMINATED", _dead=True)
-                return 200, {"data": {"podTerminate": None}}
-            if "myself" in q:
-                return 200, {"data": {"myself": {"pods": [
-                    {"id": i["id"], "name": i["name"], "desiredStatus": i["desiredStatus"]}
-                    for i in f.instances.values() if not i.get("_dead")]}}}
-            if "pod(" in q:
-                inst = f.instances.get(v["input"]["podId"])
-                if inst is None or inst.get("_dead"):
-                    return 200, {"data": {"pod": None}}
-                runtime = None
-                if _ready(f, inst):
-                    runtime = {"uptimeInSeconds": 3, "ports": [
-                        {"ip": "127.0.0.1", "isIpPublic": True, "privatePort": 22, "publicPort": 22, "type": "tcp"}]}
-                return 200, {"data": {"pod": {"id": inst["id"], "name": inst["name"],
-                                              "desiredStatus": inst["desiredStatus"], "costPerHr": 1.19,
-                                              "runtime": runtime}}}
-            return 400, {"errors": [{"message": "unknown query"}]}
+            result = graphql.graphql_sync(schema, body.get("query") or "", root_value=Root(),
+                                          variable_values=body.get("variables"))
+            doc: dict[str, Any] = {"data": result.data}
+            if result.errors:
+                doc["errors"] = [{"message": e.message} for e in result.errors]
+                if result.data is None:  # the document itself is invalid: RunPod answers 400
+                    return f.reject(r, "; ".join(e.message for e in result.errors))
+            return 200, doc
+
+
+def _alternates(messages: list[dict[str, Any]]) -> bool:
+    roles = [m["role"] for m in messages]
+    if roles and roles[0] == "system":
+        roles = roles[1:]
+    return bool(roles) and all(role == ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(roles))
 
 
 # --------------------------------------------------------------------------------- together
@@ -277,12 +362,29 @@ class FakeTogether(FakeProvider):
 
         @self.route("POST", "/files/upload")
         def upload(f: FakeProvider, r: Request) -> tuple[int, Any]:
-            assert b"fine-tune" in r.body and b"filename=" in r.body
+            import email.parser
+
+            msg = email.parser.BytesParser().parsebytes(
+                b"content-type: " + r.headers["content-type"].encode() + b"\r\n\r\n" + r.body)
+            parts = {p.get_param("name", header="content-disposition"): p for p in msg.get_payload()}
+            if "file" not in parts or parts.get("purpose") is None or \
+                    parts["purpose"].get_payload(decode=True) != b"fine-tune":
+                return f.reject(r, "multipart upload needs `file` and purpose=fine-tune")
+            formats = spec("together")["line_formats"]
+            for n, line in enumerate(parts["file"].get_payload(decode=True).decode().splitlines(), 1):
+                row = json.loads(line)
+                matches = [name for name, schema in formats.items() if check(schema, row) is None]
+                if len(matches) != 1:
+                    return f.reject(r, f"line {n}: not in one of the formats {sorted(formats)} (keys {sorted(row)})")
+                if matches == ["conversational"] and not _alternates(row["messages"]):
+                    return f.reject(r, f"line {n}: messages must start with system or user, then alternate")
             return 200, {"id": "file-" + f.new_id(), "object": "file", "purpose": "fine-tune"}
 
         @self.route("POST", "/fine-tunes")
         def create(f: FakeProvider, r: Request) -> tuple[int, Any]:
             body = r.json()
+            if (why := check(spec("together")["fine_tunes"], body)) is not None:
+                return f.reject(r, why)
             fid = "ft-" + f.new_id()
             with f.lock:
                 f.instances[fid] = {"id": fid, "status": "pending", "suffix": body["suffix"],

@@ -36,7 +36,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sshd(tmp: Path) -> SSHServer:
+def start_sshd(tmp: Path, far_env: dict[str, str] | None = None) -> SSHServer:
+    """An sshd on a free loopback port. ``far_env``: variables every session on it gets (sshd's
+    ``SetEnv``), e.g. a separate HOME, so the far side is a machine of its own."""
     assert SSHD is not None
     tmp.mkdir(parents=True, exist_ok=True)
     os.chmod(tmp, 0o700)
@@ -55,6 +57,7 @@ def start_sshd(tmp: Path) -> SSHServer:
         f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         f"PubkeyAuthentication yes\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
         f"Subsystem sftp {sftp}\nLogLevel ERROR\n"
+        + (("SetEnv " + " ".join(f"{k}={v}" for k, v in far_env.items()) + "\n") if far_env else "")
     )
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "sshd.log", "wb"))

@@ -85,9 +85,12 @@ def test_quote_arithmetic_per_basis():
               eval_tokens_per_case=100)
     work = 4 * 1e9 * 1e6 * 2 + 2 * 1e9 * 100 * 100
     lam = quote(reg.get("lambda"), job)
-    dur = (90 + work / 100e12) * SLACK
+    dur = (90 + 300 + work / 100e12) * SLACK  # cold start + the catalog's bootstrap setup (nothing measured)
     assert lam.duration_s == pytest.approx(dur) and lam.cost_usd == pytest.approx(dur / 3600 * 2.0)
-    assert "90 s cold" in lam.basis and "x2 slack" in lam.basis
+    assert "90 s cold + 300 s setup" in lam.basis and "x2 slack" in lam.basis
+    measured = quote(reg.get("lambda"), job, setup_s=12.0)
+    assert measured.duration_s == pytest.approx((90 + 12 + work / 100e12) * SLACK)
+    assert "12 s setup (measured)" in measured.basis
     rep = quote(reg.get("replicate"), job)
     assert rep.cost_usd == pytest.approx(rep.duration_s * 0.001525)
     tog = quote(reg.get("together"), job)
@@ -106,8 +109,8 @@ def test_quote_target_table_and_json(project):
     assert lines[1].split() == ["BACKEND", "DURATION", "COST", "BASIS"]
     assert "fal" in r.output and "not eligible: inference only" in r.output
     doc = json.loads(project.invoke("compute", "quote", "redact", "--json").output)
-    assert len(doc["quotes"]) == 13 and doc["job"]["train_tokens"] > 0 and doc["job"]["eval_cases"] == 10
-    assert {q["backend"] for q in doc["quotes"]} == set(NAMES) - {"fal"}
+    assert len(doc["quotes"]) == 11 and doc["job"]["train_tokens"] > 0 and doc["job"]["eval_cases"] == 10
+    assert {q["backend"] for q in doc["quotes"]} == set(NAMES) - {"fal", "local-mlx", "local-directml"}
 
 
 def test_quote_spec_file_and_bad_spec(project):
@@ -169,18 +172,43 @@ def test_rent_checks_the_data_before_renting(project, _state_dir, tmp_path):
     assert r.exit_code == 2 and f"{bad}:2: not JSON" in r.output
 
 
-@pytest.mark.parametrize(("key", "value"), [("effective_tflops", 0), ("effective_tflops", "fast"), ("min_charge_usd", -1)])
+@pytest.mark.parametrize(("key", "value"), [("effective_tflops", 0), ("effective_tflops", "fast"),
+                                            ("effective_tflops", ".inf"), ("min_charge_usd", -1)])
 def test_a_bad_number_in_a_backend_conf_is_named(project, key, value):
-    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
-                                               "auth": ["KOLM_REMOTE_HOST"], key: value})
+    path = project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                                      "auth": ["KOLM_REMOTE_HOST"], key: value})
+    if value == ".inf":
+        path.write_text(path.read_text().replace("'.inf'", ".inf"))
     r = project.invoke("compute", "quote")
     assert r.exit_code == 2, r.output
-    assert f"backend 'my-box': {key}: expected a number" in r.output
+    assert f"{path}:6: {key}: " in r.output and "backend 'my-box'" in r.output and "Traceback" not in r.output
 
 
 def test_a_timing_knob_that_is_not_a_number_is_named(project):
-    project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
-                                               "auth": ["KOLM_REMOTE_HOST"], "poll_seconds": "often"})
+    path = project.write("conf/backend/my-box.yaml", {"name": "my-box", "kind": "self-hosted", "adapter": "remote-ssh",
+                                                      "auth": ["KOLM_REMOTE_HOST"], "poll_seconds": "often"})
     r = project.invoke("compute", "rent", "--backend", "my-box", "--confirm")
     assert r.exit_code == 2, r.output
-    assert "backend 'my-box': poll_seconds" in r.output and "must be numbers" in r.output
+    assert f"{path}:6: poll_seconds: " in r.output and "backend 'my-box'" in r.output
+
+
+def test_an_unknown_backend_setting_is_a_located_error(project):
+    """A typo in an adapter setting is refused (it used to be ignored silently)."""
+    path = project.override_backend("vast", polll_seconds=1)
+    for args in (("compute", "list"), ("compute", "quote"), ("build", "backend=vast", "--budget", "5")):
+        r = project.invoke(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "polll_seconds: unknown setting for backend 'vast' (vast adapter)" in r.output
+        assert "poll_seconds" in r.output.split("known settings:")[1]
+    assert str(path) in project.invoke("compute", "list").output
+
+
+def test_settings_model_per_adapter_rejects_keys_of_another_adapter():
+    from kolmbuild.compute.settings import settings_for
+    from kolmbuild.config.models import BackendSpec
+    from kolmbuild.errors import ConfigError
+
+    base = {"name": "together", "kind": "cloud-managed", "model": "m"}
+    assert settings_for(BackendSpec.model_validate(base)).model == "m"
+    with pytest.raises(ConfigError, match="image: unknown setting"):  # a vast key on the together adapter
+        settings_for(BackendSpec.model_validate({**base, "image": "x"}))

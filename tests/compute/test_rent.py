@@ -81,7 +81,7 @@ def test_provisioned_rent_runs_the_dry_run_and_releases(project, monkeypatch, na
 @pytest.mark.parametrize("name", ["together", "replicate"])
 def test_serverless_training_rent_completes(project, monkeypatch, name):
     with FAKES[name]() as fake:
-        extra = {"destination": "me/redactor"} if name == "replicate" else {}
+        extra = {"destination": "me/redactor", "trainer_version": "me/trainer:abc123"} if name == "replicate" else {}
         point_at(project, name, fake.url, **extra)
         monkeypatch.setenv(TOKENS[name], fake.token)
         r = project.invoke("compute", "rent", "redact", "--backend", name, "--confirm", "--json")
@@ -244,7 +244,7 @@ def test_quote_adds_the_teacher_estimate(project):
 def test_compute_test_passes_against_each_fake(project, monkeypatch, name):
     cls = {**FAKES, "fal": FakeFal}[name]
     with cls() as fake:
-        extra = {"destination": "me/redactor"} if name == "replicate" else {}
+        extra = {"destination": "me/redactor", "trainer_version": "me/trainer:abc123"} if name == "replicate" else {}
         point_at(project, name, fake.url, **extra)
         monkeypatch.setenv(TOKENS[name], fake.token)
         r = project.invoke("compute", "test", name)

@@ -97,7 +97,10 @@ class StageProject:
         from kolmbuild.resources import builtin_dir
 
         base = yaml.safe_load((builtin_dir("conf") / "backend" / f"{name}.yaml").read_text())
-        self.yaml(f"conf/backend/{name}.yaml", {**base, "python": sys.executable, **changes})
+        # this interpreter has kolmbuild's dependencies: the bootstrap only ships and installs the wheel
+        # of the kolmbuild under test (the far side runs exactly this code)
+        self.yaml(f"conf/backend/{name}.yaml", {**base, "python": sys.executable, "bootstrap": {"mode": "wheel", "dir": str(self.root.parent / "far-bootstrap")},
+                                                **changes})
 
     def build(self, *args: str) -> Any:
         from kolmbuild.cli.main import cli
@@ -283,7 +286,7 @@ def test_real_pipeline_runs_train_on_the_host_and_signs_where(project, monkeypat
     import zipfile
 
     _ssh_env(monkeypatch, sshd)
-    project.override_backend("remote-ssh", python=sys.executable)
+    project.override_backend("remote-ssh", python=sys.executable, bootstrap={"mode": "wheel"})
     r = project.invoke("build", "backend=remote-ssh", "task.train.enabled=always", "task.train.max_steps=1", "--json")
     doc = _ok(r)
     assert doc["status"] == "built" and "train" in doc["ran"], r.output

@@ -9,7 +9,7 @@ from typing import Any
 
 from kolmbuild.compute.adapters.base import Adapter
 from kolmbuild.compute.ledger import Ledger
-from kolmbuild.compute.registry import extra
+from kolmbuild.compute.settings import adapter_key
 from kolmbuild.config.models import BackendSpec
 from kolmbuild.errors import ConfigError
 
@@ -25,15 +25,6 @@ ADAPTERS: dict[str, str] = {
     "fal": "kolmbuild.compute.adapters.fal_queue:FalAdapter",
     "modal": "kolmbuild.compute.adapters.modal_functions:ModalAdapter",
 }
-
-
-def adapter_key(spec: BackendSpec) -> str:
-    explicit = extra(spec, "adapter")
-    if explicit:
-        return str(explicit)
-    if spec.kind == "local":
-        return "local"
-    return spec.name
 
 
 def adapter_for(spec: BackendSpec, *, ledger: Ledger | None = None, environ: Mapping[str, str] | None = None,

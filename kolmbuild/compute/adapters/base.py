@@ -24,9 +24,10 @@ from kolmbuild.compute.detect import Detection, detect
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.ledger import Ledger, Rental
 from kolmbuild.compute.quote import Quote, quote
-from kolmbuild.compute.registry import extra
+from kolmbuild.compute.secrets import is_secret_name
+from kolmbuild.compute.settings import BackendSettings, settings_for
 from kolmbuild.config.models import BackendSpec
-from kolmbuild.errors import ComputeError, ConfigError, UserInputError
+from kolmbuild.errors import ComputeError, UserInputError
 
 OnProgress = Callable[[str], None]
 
@@ -95,22 +96,11 @@ class AdapterSettings:
     http_timeout_s: float = 30.0
 
     @classmethod
-    def from_spec(cls, spec: BackendSpec) -> AdapterSettings:
-        d = cls()
-        backoff = extra(spec, "terminate_backoff_seconds")
-        try:
-            return cls(
-                poll_s=float(extra(spec, "poll_seconds", d.poll_s)),
-                ready_timeout_s=float(extra(spec, "ready_timeout_seconds", d.ready_timeout_s)),
-                max_poll_failures=int(extra(spec, "max_poll_failures", d.max_poll_failures)),
-                terminate_backoff_s=tuple(float(x) for x in backoff) if backoff else d.terminate_backoff_s,
-                http_timeout_s=float(extra(spec, "http_timeout_seconds", d.http_timeout_s)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"backend {spec.name!r}: poll_seconds, ready_timeout_seconds, max_poll_failures, "
-                f"terminate_backoff_seconds and http_timeout_seconds must be numbers ({exc})"
-            ) from exc
+    def from_conf(cls, conf: BackendSettings) -> AdapterSettings:
+        return cls(poll_s=conf.poll_seconds, ready_timeout_s=conf.ready_timeout_seconds,
+                   max_poll_failures=conf.max_poll_failures,
+                   terminate_backoff_s=tuple(conf.terminate_backoff_seconds) or cls.terminate_backoff_s,
+                   http_timeout_s=conf.http_timeout_seconds)
 
 
 class Adapter:
@@ -123,20 +113,25 @@ class Adapter:
         self.spec = spec
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.ledger = ledger or Ledger()
-        self.settings = AdapterSettings.from_spec(spec)
+        self.conf: Any = settings_for(spec)  # the adapter's own settings model (kolmbuild.compute.settings)
+        self.settings = AdapterSettings.from_conf(self.conf)
         self.workdir = workdir
 
     # ---------------------------------------------------------------- contract
     def detect(self) -> Detection:
         return detect(self.spec, self.environ)
 
-    def quote(self, job: Job) -> Quote:
-        return quote(self.spec, job)
+    def quote(self, job: Job, setup_s: float | None = None) -> Quote:
+        return quote(self.spec, job, setup_s=setup_s)
 
     def run(self, job: Job, on_progress: OnProgress, *, run_id: str | None = None,
             estimate_usd: float | None = None) -> RunResult:
         """Run ``job`` to the end and release whatever it used, whatever happens."""
         raise NotImplementedError
+
+    def preflight(self) -> None:
+        """What must be configured before a rental (checked after the budget and token gates, before
+        any provider call); a ConfigError (exit 2) names the missing setting."""
 
     def terminate_instance(self, instance_id: str) -> None:
         """Ask the provider to stop/terminate; raise ProviderError(not_found=True) when it is unknown."""
@@ -205,11 +200,17 @@ class Adapter:
             raise MissingToken(f"backend {self.spec.name!r}: no token: set {var} to enable it")
         return value
 
+    def secrets(self) -> list[str]:
+        """Every credential configured here: this backend's auth variables and any variable whose
+        name says it is a secret (an error shown to the user is redacted of all of them)."""
+        names = set(self.spec.auth) | {k for k in self.environ if is_secret_name(k)}
+        return [self.environ[n] for n in sorted(names) if self.environ.get(n) and n != "KOLM_REMOTE_HOST"]
+
     def base_url(self) -> str:
-        env_name = extra(self.spec, "base_url_env")
+        env_name = getattr(self.conf, "base_url_env", None)
         if env_name and self.environ.get(str(env_name)):
             return str(self.environ[str(env_name)]).rstrip("/")
-        url = extra(self.spec, "base_url")
+        url = getattr(self.conf, "base_url", "")
         if not url:
             raise ComputeError(f"backend {self.spec.name!r}: no base_url in its conf")
         return str(url).rstrip("/")
@@ -228,7 +229,11 @@ class ProvisionedAdapter(Adapter):
     provisioned = True
 
     # provider calls, implemented per provider -------------------------------------------------
-    def create_instance(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
+    def find_offer(self, job: Job) -> dict[str, Any]:
+        """Look for capacity (no side effect at the provider: a failure here created nothing)."""
+        return {}
+
+    def create_instance(self, job: Job, run_id: str, label: str, offer: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """Ask the provider for a machine; return its id (and details such as the price) at once."""
         raise NotImplementedError
 
@@ -261,7 +266,12 @@ class ProvisionedAdapter(Adapter):
         try:
             on_progress(f"{self.spec.name}: provisioning ({label})")
             try:
-                instance_id, info = self.create_instance(job, rid, label)
+                offer = self.find_offer(job)
+            except (ComputeError, OSError):
+                holder["refused"] = "nothing was created (no offer or capacity found)"
+                raise
+            try:
+                instance_id, info = self.create_instance(job, rid, label, offer)
             except ProviderError as exc:
                 if exc.status is not None and 400 <= exc.status < 500:
                     holder["refused"] = str(exc)  # the provider said no: nothing was created
@@ -282,7 +292,9 @@ class ProvisionedAdapter(Adapter):
         finally:
             with signals.shield():  # no signal may skip the release below
                 if "refused" in holder:
-                    self.ledger.update(rid, state="released", note="the provider refused the request")
+                    note = holder["refused"] if holder["refused"].startswith("nothing") else \
+                        "the provider refused the request"
+                    self.ledger.update(rid, state="released", note=note)
                     holder["id"] = None
                 elif "id" not in holder:
                     holder["id"] = self._reconcile(rid, label)
@@ -331,17 +343,17 @@ class ProvisionedAdapter(Adapter):
     def transport_for(self, ready: Mapping[str, Any]) -> Any:
         from kolmbuild.compute import transport as tr
 
-        if str(extra(self.spec, "transport", "ssh")) == "local":
+        if self.conf.transport == "local":
             return tr.LocalTransport()
         host = ready.get("ssh_host")
         if not host:
             raise ComputeError(f"{self.spec.name}: the provider reported no SSH address")
         target = tr.SSHTarget(
-            user=str(ready.get("ssh_user") or extra(self.spec, "ssh_user", "root")), host=str(host),
+            user=str(ready.get("ssh_user") or self.conf.ssh_user), host=str(host),
             port=int(ready.get("ssh_port") or 22),
-            key_file=self.environ.get("KOLM_SSH_KEY") or extra(self.spec, "ssh_key_file"),
-            known_hosts=self.environ.get("KOLM_REMOTE_KNOWN_HOSTS") or extra(self.spec, "known_hosts"),
-            accept_new_host_key=not bool(extra(self.spec, "strict_host_keys", False)),
+            key_file=self.environ.get("KOLM_SSH_KEY") or self.conf.ssh_key_file,
+            known_hosts=self.environ.get("KOLM_REMOTE_KNOWN_HOSTS") or self.conf.known_hosts,
+            accept_new_host_key=not self.conf.strict_host_keys,
         )
         deadline = time.monotonic() + self.settings.ready_timeout_s
         while True:  # "running" often comes before sshd accepts connections
@@ -381,13 +393,12 @@ class ProvisionedAdapter(Adapter):
             transport.upload(job.files)
             watcher.start()
             tail: list[str] = []
-
-            def line(text: str) -> None:
-                tail.append(text)
-                del tail[:-20]
-                on_progress(text)
-
-            code = transport.run(job.command, line)
+            try:
+                code = transport.run(job.command, line_relay(job, transport, tail, on_progress))
+            except ComputeError:
+                if failure:  # the monitor cut the connection: say why
+                    raise ComputeError(f"{self.spec.name}: {failure[0]}") from None
+                raise
             stop.set()
             if failure:
                 raise ComputeError(f"{self.spec.name}: {failure[0]}")
@@ -396,6 +407,27 @@ class ProvisionedAdapter(Adapter):
         finally:
             stop.set()
             transport.close()
+
+def line_relay(job: Job, transport: Any, tail: list[str], on_progress: OnProgress) -> Callable[[str], None]:
+    """The handler of each output line of a job: a checkpoint the far side announced is copied into the
+    job's checkpoint sink (over the same transport, while the job runs); other lines are kept (the
+    last 20) and passed on."""
+    from kolmbuild.compute import checkpoints
+
+    def line(text: str) -> None:
+        rel = checkpoints.parse(text) if job.checkpoints is not None else None
+        if rel is None:
+            tail.append(text)
+            del tail[:-20]
+            on_progress(text)
+            return
+        try:
+            job.checkpoints.receive(rel, lambda dest: transport.fetch(f"{checkpoints.FAR_CACHE}/{rel}", dest))
+        except OSError as exc:  # the next checkpoint may still make it; the run goes on
+            on_progress(f"checkpoint {rel} could not be copied back: {exc}")
+
+    return line
+
 
 _PUBLIC_KEYS = ("price_per_hour", "ssh_host", "ssh_port", "ssh_user", "offer_id", "image", "region",
                 "instance_type", "gpu", "status")
@@ -413,12 +445,23 @@ def http_client(adapter: Adapter, headers: Mapping[str, str]) -> Any:
                         timeout=adapter.settings.http_timeout_s)
 
 
-def check_response(resp: Any, what: str, *, backend: str) -> Any:
-    """JSON of ``resp`` or a ProviderError naming the call (the body, never the request's headers)."""
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (and its URL-encoded form) replaced by ``***``: a provider or a proxy
+    may echo request headers, tokens included, into an error body."""
+    from urllib.parse import quote as urlquote
+
+    for secret in sorted({x for x in secrets if x and len(x) >= 4}, key=len, reverse=True):
+        for form in {secret, urlquote(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def check_response(resp: Any, what: str, *, backend: str, secrets: Sequence[str] = ()) -> Any:
+    """JSON of ``resp`` or a ProviderError naming the call (its body, redacted of every ``secrets``)."""
     if resp.status_code == 404:
         raise ProviderError(f"{backend}: {what}: not found", status=404, not_found=True)
     if resp.status_code >= 400:
-        body = resp.text[:300].replace("\n", " ")
+        body = redact(resp.text[:2000], secrets)[:300].replace("\n", " ")
         raise ProviderError(f"{backend}: {what}: HTTP {resp.status_code}: {body}", status=resp.status_code)
     try:
         return resp.json()
@@ -447,4 +490,4 @@ def provider_call(adapter: Adapter, headers: Mapping[str, str], method: str, pat
             resp = c.request(method, path, **kw)
     except httpx.TransportError as exc:
         raise ProviderError(f"{adapter.spec.name}: {what}: network error ({type(exc).__name__})") from None
-    return check_response(resp, what, backend=adapter.spec.name)
+    return check_response(resp, what, backend=adapter.spec.name, secrets=adapter.secrets())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kolmbuild.compute.adapters.base import Adapter, OnProgress, RunResult
+from kolmbuild.compute.adapters.base import Adapter, OnProgress, RunResult, line_relay
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.ledger import new_run_id
 from kolmbuild.compute.transport import LocalTransport, SSHTarget, SSHTransport
@@ -27,15 +27,9 @@ class DirectAdapter(Adapter):
         started = time.monotonic()
         transport = self.open_transport()
         tail: list[str] = []
-
-        def line(text: str) -> None:
-            tail.append(text)
-            del tail[:-20]
-            on_progress(text)
-
         try:
             transport.upload(job.files)
-            code = transport.run(job.command, line)
+            code = transport.run(job.command, line_relay(job, transport, tail, on_progress))
             outputs = transport.download(job.outputs, self.output_dir(rid))
         finally:
             transport.close()

@@ -19,7 +19,6 @@ from kolmbuild.compute.adapters.base import OnProgress, ProviderError, RunHandle
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.ledger import Rental, new_run_id
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ComputeError
 
 
@@ -43,9 +42,9 @@ class FalAdapter(ServerlessAdapter):
     def _submit_one(self, arguments: Any) -> Any:
         from fal_client.client import SyncRequestHandle
 
-        app = str(extra(self.spec, "fal_app"))
+        app = self.conf.fal_app
         resp = self._client().post(f"{self.base_url()}/{app}", json=arguments)
-        data = check_response(resp, f"submit to {app}", backend="fal")
+        data = check_response(resp, f"submit to {app}", backend="fal", secrets=self.secrets())
         try:
             handle = SyncRequestHandle(request_id=data["request_id"], response_url=data["response_url"],
                                        status_url=data["status_url"], cancel_url=data["cancel_url"],

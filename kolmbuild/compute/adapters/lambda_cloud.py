@@ -7,6 +7,7 @@ name carries the run id) → ``GET /instances/{id}`` until ``active`` with an ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kolmbuild.compute.adapters.base import (
@@ -16,10 +17,9 @@ from kolmbuild.compute.adapters.base import (
     provider_call,
 )
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ComputeError
 
-_GONE = ("terminated", "terminating", "preempted")
+_GONE = ("terminated", "preempted")  # "terminating" still runs (and bills) until it is "terminated"
 
 
 class LambdaAdapter(ProvisionedAdapter):
@@ -34,19 +34,23 @@ class LambdaAdapter(ProvisionedAdapter):
         regions = entry.get("regions_with_capacity_available") or []
         if not regions:
             raise ComputeError(f"lambda: {type_name} has no capacity in any region right now")
-        wanted = extra(self.spec, "region")
+        wanted = self.conf.region
         names = [r.get("name") for r in regions]
         region = wanted if wanted in names else names[0]
         cents = entry.get("instance_type", {}).get("price_cents_per_hour")
         price = cents / 100.0 if isinstance(cents, (int, float)) else self.hourly_rate()
         return str(region), price
 
-    def create_instance(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
-        type_name = str(extra(self.spec, "instance_type", "gpu_1x_a100_sxm4_80gb"))
-        region, price = self._region(type_name)
+    def find_offer(self, job: Job) -> dict[str, Any]:
+        region, price = self._region(self.conf.instance_type)
+        return {"region": region, "price": price}
+
+    def create_instance(self, job: Job, run_id: str, label: str, offer: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        type_name = self.conf.instance_type
+        region, price = str(offer["region"]), float(offer["price"])
         body = {
             "region_name": region, "instance_type_name": type_name,
-            "ssh_key_names": [str(extra(self.spec, "ssh_key_name", "kolmbuild"))],
+            "ssh_key_names": [self.conf.ssh_key_name],
             "file_system_names": [], "quantity": 1, "name": label,
         }
         data = self._call("POST", "/instance-operations/launch", "launch", json=body).get("data", {})
@@ -67,7 +71,7 @@ class LambdaAdapter(ProvisionedAdapter):
             return "gone", {"status": status}
         if status == "active" and inst.get("ip"):
             return "running", {"ssh_host": inst["ip"], "ssh_port": int(inst.get("ssh_port", 22)),
-                               "ssh_user": extra(self.spec, "ssh_user", "ubuntu"), "status": status}
+                               "ssh_user": self.conf.ssh_user, "status": status}
         if status == "unhealthy":
             raise ComputeError(f"lambda: instance {instance_id} is unhealthy")
         return "pending", {"status": status}

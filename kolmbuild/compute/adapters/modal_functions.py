@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from kolmbuild.compute.adapters.base import ProviderError
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ComputeError
 
 
@@ -81,7 +80,7 @@ class ModalAdapter(ServerlessAdapter):
         files = {f.name: base64.b64encode(f.read_bytes()).decode() for f in job.files}
         payload = {"run_id": run_id, "job": job.to_json(), "command": list(job.command), "files": files,
                    "outputs": list(job.outputs)}
-        call_id = self.client().spawn(str(extra(self.spec, "modal_app")), str(extra(self.spec, "modal_function")),
+        call_id = self.client().spawn(self.conf.modal_app, self.conf.modal_function,
                                       payload)
         return call_id, {}
 
@@ -95,7 +94,13 @@ class ModalAdapter(ServerlessAdapter):
         self.client().cancel(job_id)
 
     def collect(self, job_id: str, info: dict[str, Any], dest: Path) -> list[Path]:
+        """The job's outputs (unpacked from the function's answer) and its record as result.json."""
+        from kolmbuild.compute.modal_job import unpack_outputs
+
+        result = self._results.get(job_id)
+        outputs = unpack_outputs(result, dest) if isinstance(result, dict) else []
         dest.mkdir(parents=True, exist_ok=True)
         out = dest / "result.json"
-        out.write_text(json.dumps(self._results.get(job_id), indent=2, sort_keys=True, default=str) + "\n")
-        return [out]
+        record = {k: v for k, v in result.items() if k != "outputs_tgz"} if isinstance(result, dict) else result
+        out.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        return [*outputs, out]

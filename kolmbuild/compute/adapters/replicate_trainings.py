@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance
+from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance, redact
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ConfigError
 
 _STATES: dict[str, JobState] = {"starting": "queued", "processing": "running", "succeeded": "succeeded",
@@ -32,18 +31,23 @@ class ReplicateAdapter(ServerlessAdapter):
             return fn()
         except ReplicateError as exc:
             status = getattr(exc, "status", None)
-            raise ProviderError(f"replicate: {what}: {getattr(exc, 'detail', None) or exc}", status=status,
+            detail = redact(str(getattr(exc, "detail", None) or exc), self.secrets())
+            raise ProviderError(f"replicate: {what}: {detail}", status=status,
                                 not_found=status == 404) from None
 
+    def preflight(self) -> None:
+        ref, destination = self.conf.trainer_version, self.conf.destination
+        if not ref or ":" not in ref or "/" not in ref.split(":", 1)[0] or set(ref.split(":", 1)[1]) <= {"0"}:
+            raise ConfigError(f"backend replicate: trainer_version {ref!r}: set it to owner/name:version of a "
+                              "trainer model", hint="in your project's conf/backend/replicate.yaml")
+        if "/" not in destination:
+            raise ConfigError(f"backend replicate: destination {destination!r}: set it to the owner/model that "
+                              "receives the trained version", hint="in your project's conf/backend/replicate.yaml")
+
     def submit(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
-        ref = str(extra(self.spec, "trainer_version", ""))
-        destination = str(extra(self.spec, "destination", "") or "")
-        if ":" not in ref or "/" not in ref:
-            raise ConfigError(f"backend replicate: trainer_version {ref!r}: expected owner/name:version")
-        if not destination:
-            raise ConfigError("backend replicate: destination is empty: set it to the owner/model that "
-                              "receives the trained version (conf/backend/replicate.yaml)")
-        model, version = ref.split(":", 1)
+        self.preflight()
+        model, version = self.conf.trainer_version.split(":", 1)
+        destination = self.conf.destination
         data = next((f for f in job.files if f.name.endswith(".jsonl")), None)
         client = self._client()
 

@@ -5,6 +5,7 @@ carries the run id) → ``pod(input: {podId})`` until its runtime exposes port 2
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kolmbuild.compute.adapters.base import (
@@ -14,7 +15,6 @@ from kolmbuild.compute.adapters.base import (
     provider_call,
 )
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 
 DEPLOY = """mutation Deploy($input: PodFindAndDeployOnDemandInput) {
   podFindAndDeployOnDemand(input: $input) { id imageName machineId desiredStatus costPerHr }
@@ -37,11 +37,11 @@ class RunPodAdapter(ProvisionedAdapter):
             raise ProviderError(f"runpod: {what}: {msg}", not_found="not found" in msg.lower())
         return dict(body.get("data") or {})
 
-    def create_instance(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
+    def create_instance(self, job: Job, run_id: str, label: str, offer: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         pod_input = {
-            "cloudType": "ALL", "gpuCount": 1, "gpuTypeId": extra(self.spec, "gpu_type_id"),
-            "name": label, "imageName": extra(self.spec, "image"),
-            "containerDiskInGb": extra(self.spec, "container_disk_gb", 40), "volumeInGb": 0,
+            "cloudType": "ALL", "gpuCount": 1, "gpuTypeId": self.conf.gpu_type_id,
+            "name": label, "imageName": self.conf.image,
+            "containerDiskInGb": self.conf.container_disk_gb, "volumeInGb": 0,
             "ports": "22/tcp", "supportPublicIp": True, "env": [{"key": "KOLM_RUN_ID", "value": run_id}],
         }
         pod = self._gql(DEPLOY, {"input": pod_input}, "deploy").get("podFindAndDeployOnDemand") or {}
@@ -62,7 +62,7 @@ class RunPodAdapter(ProvisionedAdapter):
         for port in runtime.get("ports") or []:
             if port.get("privatePort") == 22 and port.get("isIpPublic"):
                 return "running", {"ssh_host": port["ip"], "ssh_port": int(port["publicPort"]),
-                                   "ssh_user": extra(self.spec, "ssh_user", "root"),
+                                   "ssh_user": self.conf.ssh_user,
                                    "price_per_hour": pod.get("costPerHr"), "status": pod.get("desiredStatus")}
         return "pending", {"status": pod.get("desiredStatus")}
 

@@ -16,13 +16,31 @@ from kolmbuild.compute.adapters.base import (
 )
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 
 _STATES: dict[str, JobState] = {
     "pending": "queued", "queued": "queued", "running": "running", "compressing": "running",
     "uploading": "running", "cancel_requested": "running", "cancelled": "cancelled",
     "error": "failed", "user_error": "failed", "completed": "succeeded",
 }
+
+
+def conversational_file(src: Path, dest: Path) -> Path:
+    """Together's documented conversational format: one ``{"messages": [user, assistant]}`` per line
+    (docs.together.ai/docs/fine-tuning/data-preparation), from kolmbuild's ``{input, output}`` rows;
+    a value that is not text is sent as its JSON."""
+
+    def text(v: object) -> str:
+        return v if isinstance(v, str) else json.dumps(v, sort_keys=True, ensure_ascii=False)
+
+    with src.open(encoding="utf-8") as fh, dest.open("w", encoding="utf-8") as out:
+        for line in fh:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            out.write(json.dumps({"messages": [{"role": "user", "content": text(row["input"])},
+                                               {"role": "assistant", "content": text(row["output"])}]},
+                                 ensure_ascii=False) + "\n")
+    return dest
 
 
 class TogetherAdapter(ServerlessAdapter):
@@ -36,17 +54,19 @@ class TogetherAdapter(ServerlessAdapter):
         data = next((f for f in job.files if f.name.endswith(".jsonl")), None)
         if data is None:
             raise ProviderError("together: the job has no .jsonl training file to upload")
+        converted = conversational_file(data, data.with_name(f"{run_id}.together.jsonl"))
         with self._client() as c:
-            with data.open("rb") as fh:
+            with converted.open("rb") as fh:
                 up = check_response(
                     c.post("/files/upload", data={"purpose": "fine-tune", "file_name": f"{run_id}.jsonl"},
                            files={"file": (f"{run_id}.jsonl", fh, "application/jsonl")}),
-                    "upload", backend="together")
+                    "upload", backend="together", secrets=self.secrets())
             body = {
-                "training_file": up["id"], "model": extra(self.spec, "model"), "n_epochs": max(1, round(job.epochs)),
-                "suffix": label, "lora": True, "lora_r": 8, "lora_alpha": 16, "batch_size": "max",
+                "training_file": up["id"], "model": self.conf.model, "n_epochs": max(1, round(job.epochs)),
+                "suffix": label, "lora": True, "lora_r": self.conf.lora_r, "lora_alpha": self.conf.lora_alpha,
+                "batch_size": "max",
             }
-            ft = check_response(c.post("/fine-tunes", json=body), "create fine-tune", backend="together")
+            ft = check_response(c.post("/fine-tunes", json=body), "create fine-tune", backend="together", secrets=self.secrets())
         return str(ft["id"]), {"status": ft.get("status"), "file_id": up["id"]}
 
     def job_state(self, job_id: str) -> tuple[JobState, dict[str, Any]]:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kolmbuild.compute.adapters.base import (
@@ -14,7 +15,6 @@ from kolmbuild.compute.adapters.base import (
     provider_call,
 )
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.registry import extra
 from kolmbuild.errors import ComputeError
 
 _GONE = ("exited", "offline", "destroyed")
@@ -24,7 +24,7 @@ class VastAdapter(ProvisionedAdapter):
     def _call(self, method: str, path: str, what: str, **kw: Any) -> Any:
         return provider_call(self, {"Authorization": f"Bearer {self.token()}"}, method, path, what, **kw)
 
-    def _offer(self, job: Job) -> dict[str, Any]:
+    def find_offer(self, job: Job) -> dict[str, Any]:
         vram_mb = max(job.min_vram_gb, float(self.spec.vram_cap_gb or 0)) * 1000
         query = {
             "verified": {"eq": True}, "rentable": {"eq": True}, "rented": {"eq": False},
@@ -37,17 +37,16 @@ class VastAdapter(ProvisionedAdapter):
             raise ComputeError(f"vast: no rentable offer with {vram_mb / 1000:g} GB at <= ${self.hourly_rate():.2f}/h")
         return dict(offers[0])
 
-    def create_instance(self, job: Job, run_id: str, label: str) -> tuple[str, dict[str, Any]]:
-        offer = self._offer(job)
+    def create_instance(self, job: Job, run_id: str, label: str, offer: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         body = {
-            "client_id": "me", "image": extra(self.spec, "image"), "disk": extra(self.spec, "disk_gb", 40),
+            "client_id": "me", "image": self.conf.image, "disk": self.conf.disk_gb,
             "label": label, "runtype": "ssh", "onstart": "", "env": {"KOLM_RUN_ID": run_id},
         }
         data = self._call("PUT", f"/api/v0/asks/{offer['id']}/", "rent offer", json=body)
         if not data.get("success") or data.get("new_contract") is None:
             raise ProviderError(f"vast: renting offer {offer['id']} failed: {data.get('msg') or data.get('error')}")
         return str(data["new_contract"]), {"offer_id": offer["id"], "price_per_hour": offer.get("dph_total"),
-                                           "gpu": offer.get("gpu_name"), "image": extra(self.spec, "image")}
+                                           "gpu": offer.get("gpu_name"), "image": self.conf.image}
 
     def instance_status(self, instance_id: str) -> tuple[str, dict[str, Any]]:
         try:
@@ -61,11 +60,11 @@ class VastAdapter(ProvisionedAdapter):
         if not inst:  # vast answers {"instances": null} for a destroyed instance
             return "gone", {}
         status = str(inst.get("actual_status") or inst.get("cur_state") or "")
-        if status in _GONE or inst.get("intended_status") == "stopped":
+        if status in _GONE:
             return "gone", {"status": status}
         if status == "running" and inst.get("ssh_host"):
             return "running", {"ssh_host": inst["ssh_host"], "ssh_port": int(inst.get("ssh_port", 22)),
-                               "ssh_user": extra(self.spec, "ssh_user", "root"),
+                               "ssh_user": self.conf.ssh_user,
                                "price_per_hour": inst.get("dph_total"), "status": status}
         return "pending", {"status": status}
 
