@@ -8,9 +8,10 @@ client that hung up — needs the raw ``receive``/``send`` either way.
 Where work runs:
 
 * on the event loop: ``GET`` routes, ``/metrics``, reading bodies, sending bytes;
-* ``front`` threads (a few): parsing a JSON body and :meth:`Router.handle`, which answers a recipe
-  route completely and only *decides* a model route (microseconds to a few milliseconds: a large
-  body or a JSON schema to compile never stalls the loop);
+* on the event loop too, for a small body: parsing it and :meth:`Router.handle`, which answers a
+  recipe route completely and only *decides* a model route (tens of microseconds);
+* ``front`` threads (a few): the same for a large body or one with a ``response_format`` (a JSON
+  schema to compile), so those never stall the loop;
 * ``model`` threads (``parallel + max_queue``): a model route, once
   :meth:`~kolmbuild.serve.pool.ModelPool.reserve` admitted it; past the queue, 503 + Retry-After.
   A recipe answer therefore never waits behind a generation.
@@ -46,6 +47,11 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("kolmbuild.serve")
 FRONT_THREADS = 4
+# A body up to this size is parsed and routed on the event loop (JSON parsing, validation and a recipe
+# answer take tens of microseconds; handing them to a thread costs more than that on a busy CPU).
+# Larger bodies, and any request with a response_format (a new JSON schema is compiled into a
+# grammar, which can take milliseconds), go to a front thread so the loop never stalls on them.
+INLINE_BODY = 16 * 1024
 _DATA, _END, _FAIL, _WAIT = 0, 1, 2, 3  # what a stream's worker thread pushes to the loop (and: none yet)
 
 
@@ -114,7 +120,10 @@ class App:
         except _ClientGone:
             return
         loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(self.front, self._route, method, path, raw)
+        if len(raw) <= INLINE_BODY and b'"response_format"' not in raw:
+            reply = self._route(method, path, raw)  # tens of microseconds: a thread hop would cost more
+        else:
+            reply = await loop.run_in_executor(self.front, self._route, method, path, raw)
         if reply.uses_model:
             assert reply.error is not None
             try:
@@ -148,13 +157,13 @@ class App:
         n = int(length)  # the HTTP parser has refused anything but digits
         if n > self.options.max_body:
             raise BadRequest(f"the body must be at most {self.options.max_body} bytes", status=413)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.body_timeout
+        deadline = asyncio.get_running_loop().time() + self.options.body_timeout
         parts: list[bytes] = []
         more = n > 0
         while more:
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 got = sum(map(len, parts))
                 raise BadRequest(f"the body did not arrive within {self.options.body_timeout:g} s "

@@ -9,6 +9,7 @@ client probing random URLs cannot grow the label set.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -40,6 +41,8 @@ class Metrics:
         self.running = Gauge("kolm_generations_running", "Generations holding a llama.cpp context.", registry=r)
         self.connections = Gauge("kolm_http_connections", "Open HTTP connections.", registry=r)
         ProcessCollector(registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._routes: dict[str, Any] = {}
 
     def watch(self, *, queue_depth: Callable[[], float], running: Callable[[], float],
               connections: Callable[[], float] | None = None) -> None:
@@ -51,8 +54,19 @@ class Metrics:
 
     def request(self, method: str, path: str, status: int, seconds: float) -> None:
         label = path if path in ROUTES else "other"
-        self.requests.labels(method, label, str(status)).inc()
-        self.latency.labels(label).observe(seconds)
+        key = (method, label, status)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds a key each time: keep the pair per label set
+            children = self._children.setdefault(key, (self.requests.labels(method, label, str(status)),
+                                                       self.latency.labels(label)))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def answered(self, route: str) -> None:
+        child = self._routes.get(route)
+        if child is None:
+            child = self._routes.setdefault(route, self.answers.labels(route))
+        child.inc()
 
     def generated(self, prompt_tokens: int, tokens: int, seconds: float) -> None:
         self.prompt_tokens.inc(prompt_tokens)

@@ -73,7 +73,10 @@ def load_json(raw: bytes | str, what: str = "the body") -> Any:
         raise BadRequest(f"{what} is not valid JSON: {exc}") from None
     except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
         raise BadRequest(f"{what} has a number out of range: {exc}") from None
-    _check_tree(doc, what)
+    # a lone surrogate can only come from a \u escape (strict UTF-8 refuses encoded ones), and nesting
+    # deeper than MAX_DEPTH needs that many brackets: most bodies skip the walk
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_tree(doc, what)
     return doc
 
 

@@ -180,14 +180,16 @@ class _Server(uvicorn.Server):
             self.end_generations()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket on host:port (OSError when the address is taken or unknown)."""
+def bind(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket on host:port (OSError when the address is taken or unknown). It listens
+    at once: a client that connects before the event loop runs waits in the backlog, not refused."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                          flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -203,7 +205,7 @@ class KolmHTTPServer:
         self.options = options
         self.router = Router(service, lorax_compat=options.lorax_compat)
         self.app = App(self.router, service.pool, service.metrics, options)
-        self.socket = bind(options.host, options.port)
+        self.socket = bind(options.host, options.port, options.backlog)
         protocol = type("KolmProtocol", (_Protocol,), {"options": options, "refuse": self.app.refuse})
         config = uvicorn.Config(
             self.app, http=protocol, ws="none", lifespan="off", interface="asgi3",

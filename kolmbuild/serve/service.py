@@ -143,14 +143,14 @@ class Service:
         p = self.predictor
         answer = p.answer_recipe(value)
         if answer is not None and _fits(answer, constraint):
-            self.metrics.answers.labels("recipe").inc()
+            self.metrics.answered("recipe")
             out = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
             return Generation("recipe", 0, iter([Delta(out, "stop", -1, 0.0 if logprobs else None)]))
         if not p.has_model:
             p.log_drift([(value, "none")])
-            self.metrics.answers.labels("none").inc()
+            self.metrics.answered("none")
             raise BadRequest("no recipe covers this input and the artifact has no model", status=422, param="input")
-        self.metrics.answers.labels("model").inc()
+        self.metrics.answered("model")
         overrides = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
                      "seed": None if seed is None else seed & 0xFFFFFFFF,  # llama.cpp seeds are uint32
                      "constraint": constraint, "stop": stop}
