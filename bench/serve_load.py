@@ -18,11 +18,13 @@ chunked encoding, TCP_NODELAY).
    generation runs (``max_tokens`` 256), ``GET /health`` every 20 ms on a keep-alive connection:
    p50/p99/max latency, for each server.
 3. **parallel**: ``serve --parallel 1`` vs ``--parallel 2`` (``--threads`` each), two concurrent
-   streamed generations: aggregate tokens/s, and the server's resident memory (the weights are
-   memory-mapped and shared; each context adds its KV cache).
+   streamed generations: aggregate tokens/s, and the server's memory (PSS, anonymous vs file:
+   the weights are memory-mapped, so a second context should add anonymous memory, its KV cache
+   and buffers, and no file pages).
 
-Prints one JSON record and writes it to --out. The machine's load average is recorded at the
-start and end: other processes on a shared machine change absolute numbers, less so ratios of
+Each server runs in its own session, so in its own scheduler autogroup: under other load, a server
+gets the same CPU share whether it runs one thread or 65. Prints one JSON record and writes it to
+--out. The machine's load average is recorded at the start and end: other processes on a shared machine change absolute numbers, less so ratios of
 rounds that alternate, and least the CPU time per request.
 """
 
@@ -193,7 +195,10 @@ def stdlib_server_main(art: Path, threads: int) -> int:
 # -- child processes -------------------------------------------------------------------------------------
 class Child:
     def __init__(self, cmd: list[str]) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # its own session, so its own scheduler autogroup (kernel.sched_autogroup_enabled): with other
+        # work on the machine, each server then gets the same CPU share whether it runs 1 thread or 65
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
         m = re.search(r" on http://127\.0\.0\.1:(\d+)", line)
@@ -217,9 +222,16 @@ class Child:
                 continue
         return total / 1e9
 
-    def rss_mb(self) -> float:
-        m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{self.proc.pid}/status").read_text(), re.M)
-        return int(m.group(1)) / 1024 if m else 0.0
+    def memory_mb(self) -> dict[str, float]:
+        """Proportional set size (a page mapped twice, as the GGUF is by two contexts, counts once),
+        split into anonymous memory (KV caches, buffers) and file pages (the memory-mapped weights)."""
+        text = Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text()
+
+        def kb(name: str) -> float:
+            m = re.search(rf"^{name}:\s+(\d+) kB", text, re.M)
+            return round(int(m.group(1)) / 1024, 1) if m else 0.0
+
+        return {"pss_mb": kb("Pss"), "pss_anon_mb": kb("Pss_Anon"), "pss_file_mb": kb("Pss_File"), "rss_mb": kb("Rss")}
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -414,12 +426,13 @@ def parallel_part(art: Path, args: argparse.Namespace) -> dict[str, Any]:
                 runs.append(sum(tok for tok, _ in results) / (time.perf_counter() - t0))
             out[f"parallel_{n}"] = {"aggregate_tokens_per_s": round(statistics.median(runs), 2),
                                     "rounds_tokens_per_s": [round(r, 2) for r in runs],
-                                    "server_rss_mb": round(child.rss_mb(), 1)}
+                                    "server_memory": child.memory_mb()}
         finally:
             child.stop()
     p1, p2 = out["parallel_1"], out["parallel_2"]
     out["ratio_tokens_per_s"] = round(p2["aggregate_tokens_per_s"] / p1["aggregate_tokens_per_s"], 3)
-    out["extra_rss_mb_for_second_context"] = round(p2["server_rss_mb"] - p1["server_rss_mb"], 1)
+    m1, m2 = p1["server_memory"], p2["server_memory"]
+    out["second_context_mb"] = {k: round(m2[k] - m1[k], 1) for k in ("pss_mb", "pss_anon_mb", "pss_file_mb")}
     return out
 
 
@@ -461,11 +474,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", choices=["recipe", "health", "parallel"], default=None)
     parser.add_argument("--note", default="", help="What else ran on the machine (goes into the record).")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="Run the bench and both servers at this niceness (negative: ahead of other work; root).")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--stdlib-server", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stdlib_server is not None:
         return stdlib_server_main(args.stdlib_server, args.threads)
+    if args.nice:
+        os.nice(args.nice)  # the servers inherit it
     record: dict[str, Any] = {
         "bench": "serve_load",
         "machine": platform.machine(),
@@ -474,6 +491,7 @@ def main() -> int:
         "uvicorn": __import__("importlib.metadata").metadata.version("uvicorn"),
         "threads": args.threads,
         "note": args.note,
+        "nice": args.nice,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory() as tmp_name:
