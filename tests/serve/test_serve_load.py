@@ -148,8 +148,8 @@ def test_slow_clients_are_closed_at_the_header_timeout_while_health_answers(serv
     head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 60  # 6 s at one byte per 0.1 s
 
     async def slow(i: int) -> tuple[float, bytes]:
+        t0 = time.monotonic()  # before connecting: the server's clock for this connection starts later
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
-        t0 = time.monotonic()
         got = b""
         try:
             for byte in head:
@@ -196,7 +196,7 @@ def test_slow_clients_are_closed_at_the_header_timeout_while_health_answers(serv
     assert not errors, errors[:3]
     for took, got in results:  # type: ignore[misc]
         assert got.startswith(b"HTTP/1.1 408") and b"did not arrive within 2 s" in got
-        assert HEADER_TIMEOUT * 0.9 <= took < HEADER_TIMEOUT + 3.0, took
+        assert HEADER_TIMEOUT * 0.95 <= took < HEADER_TIMEOUT + 3.0, took
     assert open_during >= 50 and open_after <= 2
     assert len(latencies) >= 10
     # /health answered all along; the median is what the slow clients could have stalled (a shared CI
