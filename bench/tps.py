@@ -1,10 +1,10 @@
 """Tokens per second: kolmbuild serve vs llama-cpp-python called directly; recipe drafts vs plain
 decoding vs llama-cpp-python's prompt-lookup decoding on JSON-shaped outputs.
 
-Usage: python bench/tps.py [--rounds 3] [--max-tokens 128] [--threads 2] [--out docs/bench/tps.json]
+Usage: python bench/tps.py [--rounds 6] [--max-tokens 128] [--threads 1] [--note TEXT] [--out docs/bench/tps.json]
 
 Part "serve": one signed artifact naming the bundled SmolLM2-135M GGUF as its base; ``kolmbuild
-serve`` runs as a child process; the same prompt tokens go to a ``llama_cpp.Llama`` created here
+serve`` (uvicorn, the ASGI server) runs as a child process; the same prompt tokens go to a ``llama_cpp.Llama`` created here
 with the same settings. Both decode greedily; each round times one streamed chat request (client
 side, request to last byte) and one direct ``create_completion`` call, alternating, after a warm-up
 of each. tokens/s = completion tokens / wall seconds (prompt evaluation included for both); the
@@ -139,6 +139,7 @@ def main() -> int:
     # one thread: on a shared machine, llama.cpp's spinning thread barriers collapse when cores are busy
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", choices=["serve", "drafts"], default=None)
+    parser.add_argument("--note", default="", help="What else ran on the machine (goes into the record).")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     record: dict[str, Any] = {
@@ -150,6 +151,7 @@ def main() -> int:
         "python": platform.python_version(),
         "llama_cpp_python": __import__("importlib.metadata").metadata.version("llama-cpp-python"),
         "rounds": args.rounds,
+        "note": args.note,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory() as tmp_name:

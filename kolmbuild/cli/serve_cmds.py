@@ -23,44 +23,66 @@ def _options(threads: int | None, ctx: int | None) -> Any:
     return opts
 
 
+def _needs_serve_extra(exc: ImportError) -> UserInputError:
+    return UserInputError(f"serving needs the package {exc.name or exc}", hint="pip install 'kolmbuild[serve]'")
+
+
 @click.command("serve")
 @click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
 @click.option("--lorax-compat", is_flag=True, help="Also answer LoRAX's /generate, /generate_stream and POST /.")
 @click.option("--pubkey", type=click.Path(dir_okay=False, path_type=Path), help="Require this signer's public key (PEM).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="llama.cpp threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="llama.cpp threads per context (default: all cores).")
 @click.option("--ctx", type=click.IntRange(256), default=None, help="Context size in tokens (default 2048).")
+@click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="llama.cpp contexts decoding at once (they share the memory-mapped weights).")
+@click.option("--max-queue", type=click.IntRange(0, 4096), default=64, show_default=True,
+              help="Requests that may wait for a context; past it: 503 with Retry-After.")
+@click.option("--max-connections", type=click.IntRange(1), default=512, show_default=True,
+              help="Open connections; a request on one past it: 503 with Retry-After, then close.")
+@click.option("--backlog", type=click.IntRange(1), default=2048, show_default=True, help="Listen queue length.")
+@click.option("--max-body", type=click.IntRange(0), default=8 * 1024**2, show_default=True,
+              help="Largest request body in bytes (413 past it).")
+@click.option("--header-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              help="Seconds for a request head to arrive (408 and close after).")
+@click.option("--body-timeout", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              help="Seconds for a request body to arrive once its head is in (408 and close after).")
+@click.option("--keep-alive", type=click.FloatRange(0, min_open=True), default=5.0, show_default=True,
+              help="Seconds an idle keep-alive connection stays open.")
+@click.option("--shutdown-timeout", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="On SIGINT/SIGTERM/SIGHUP: seconds in-flight answers get to finish before generations are ended.")
 @click.option("--no-drift", is_flag=True, help="Do not append uncovered inputs to the drift log.")
 @click.option("--access-log", is_flag=True, help="Log each request to stderr.")
 def serve(artifact: Path, host: str, port: int, lorax_compat: bool, pubkey: Path | None, threads: int | None,
-          ctx: int | None, no_drift: bool, access_log: bool) -> None:
-    """Serve ARTIFACT over HTTP until interrupted (verifies it first)."""
+          ctx: int | None, parallel: int, max_queue: int, max_connections: int, backlog: int, max_body: int,
+          header_timeout: float, body_timeout: float, keep_alive: float, shutdown_timeout: float, no_drift: bool,
+          access_log: bool) -> None:
+    """Serve ARTIFACT over HTTP until SIGINT, SIGTERM or SIGHUP (verifies it first), then shut down
+    gracefully: in-flight answers get --shutdown-timeout seconds, the temp folder is removed, exit 0."""
     import logging
 
-    from kolmbuild.runtime import Predictor
-    from kolmbuild.serve import Service, make_server
+    try:
+        from kolmbuild.serve import KolmHTTPServer, ServeOptions, serve_artifact
+    except ImportError as exc:  # the serve extra is not installed
+        raise _needs_serve_extra(exc) from None
 
     if not artifact.is_file():
         raise UserInputError(f"{artifact}: no such file")
     if access_log:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with Predictor.open(artifact, pubkey=str(pubkey) if pubkey else None, options=_options(threads, ctx),
-                        drift=not no_drift) as predictor:
-        if predictor.has_model:
-            predictor.runner()  # load now, not on the first request
-        try:
-            server = make_server(Service(predictor), host, port, lorax_compat=lorax_compat, access_log=access_log)
-        except OSError as exc:
-            raise UserInputError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    options = ServeOptions(host=host, port=port, lorax_compat=lorax_compat, access_log=access_log, parallel=parallel,
+                           max_queue=max_queue, max_connections=max_connections, backlog=backlog, max_body=max_body,
+                           header_timeout=header_timeout, body_timeout=body_timeout, keep_alive=keep_alive,
+                           shutdown_timeout=shutdown_timeout)
+
+    def ready(server: KolmHTTPServer) -> None:
         routes = "OpenAI" + (" + LoRAX" if lorax_compat else "")
-        click.echo(f"serving {predictor.target} ({routes}) on {server.url}", err=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        target = server.service.model_id
+        click.echo(f"serving {target} ({routes}) on {server.url}", err=True)
+
+    serve_artifact(artifact, options, pubkey=str(pubkey) if pubkey else None, runtime=_options(threads, ctx),
+                   drift=not no_drift, ready=ready)
 
 
 def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: tuple[str, ...]) -> list[Any]:
@@ -98,7 +120,10 @@ def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_fil
     --file). Generative mode (--url): tokens/s and time to first token of a serve endpoint.
 
     Prints one JSON record (and writes it to --out)."""
-    from kolmbuild.serve.bench import generative_bench, pattern_bench
+    try:
+        from kolmbuild.serve.bench import generative_bench, pattern_bench
+    except ImportError as exc:
+        raise _needs_serve_extra(exc) from None
 
     if url:
         prompts = list(texts)

@@ -122,15 +122,18 @@ class Predictor:
 
     def runner(self) -> LlamaRunner:
         """The llama.cpp runner, loaded on first use."""
-        if self.parts.base_gguf is None:
-            raise ArtifactError(f"{self.target}: this artifact has no model (recipes only)")
         with self._load_lock:
             if self._runner is None:
-                with_drafts = bool(self.options.drafts and self.task.drafts and self.recipes is not None)
-                self._runner = LlamaRunner(
-                    self.parts.base_gguf, self.parts.adapter_gguf, self.options, with_drafts=with_drafts
-                )
+                self._runner = self.new_runner()
             return self._runner
+
+    def new_runner(self) -> LlamaRunner:
+        """Another llama.cpp context on the same files (the weights are memory-mapped, so the pages
+        are shared); the caller closes it. ``serve --parallel N`` holds N of them."""
+        if self.parts.base_gguf is None:
+            raise ArtifactError(f"{self.target}: this artifact has no model (recipes only)")
+        with_drafts = bool(self.options.drafts and self.task.drafts and self.recipes is not None)
+        return LlamaRunner(self.parts.base_gguf, self.parts.adapter_gguf, self.options, with_drafts=with_drafts)
 
     def _recall(self, value: Any) -> list[ContextHit]:
         if self.parts.index is None:

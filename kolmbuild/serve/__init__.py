@@ -1,9 +1,13 @@
 """Serve a .kolm file over HTTP: OpenAI-compatible, and LoRAX-compatible with ``--lorax-compat``.
 
-See :mod:`kolmbuild.serve.http` for the routes and the choice of HTTP stack.
+:mod:`~kolmbuild.serve.service` (answers, no HTTP) → :mod:`~kolmbuild.serve.router` (routes and
+error shapes) → :mod:`~kolmbuild.serve.app` (ASGI) → :mod:`~kolmbuild.serve.server` (uvicorn,
+limits, shutdown). :mod:`~kolmbuild.serve.pool` holds the llama.cpp contexts and the queue.
 """
 
-from kolmbuild.serve.http import KolmHTTPServer, Router, make_server
+from kolmbuild.serve.options import ServeOptions
+from kolmbuild.serve.router import Reply, Router
+from kolmbuild.serve.server import KolmHTTPServer, make_server, serve_artifact
 from kolmbuild.serve.service import Service
 
-__all__ = ["KolmHTTPServer", "Router", "Service", "make_server"]
+__all__ = ["KolmHTTPServer", "Reply", "Router", "ServeOptions", "Service", "make_server", "serve_artifact"]

@@ -4,6 +4,13 @@ One artifact per server. The client's last user message (chat), its prompt (comp
 ``inputs`` (LoRAX) is the task's input; the compiled task supplies the system prompt, recall
 context and output constraint, so client system messages are not used. ``model`` / ``adapter_id``
 are accepted whatever they say (the answer names the artifact's target).
+
+Two steps per request, so that the HTTP layer can keep the model's work off its event loop:
+``*_start`` validates and picks the route (microseconds: the recipe pack answers, or not), and
+returns a :class:`Generation`; on the model route its token stream is lazy and does nothing until
+first iterated, in a worker thread, where it takes a llama.cpp context from the
+:class:`~kolmbuild.serve.pool.ModelPool` (waiting in its bounded queue), builds the prompt (recall
+included) and decodes. ``*_body`` / ``*_chunks`` / ``*_events`` then shape the OpenAI or LoRAX answer.
 """
 
 from __future__ import annotations
@@ -11,24 +18,38 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kolmbuild.errors import UserInputError
 from kolmbuild.runtime import Predictor
 from kolmbuild.runtime.constrain import Constraint, from_response_format, gbnf
 from kolmbuild.runtime.types import Delta
-from kolmbuild.serve.protocol import BadRequest, ChatRequest, CompletionRequest, LoraxRequest
+from kolmbuild.serve.metrics import Metrics
+from kolmbuild.serve.pool import ModelPool
+from kolmbuild.serve.protocol import (
+    BadRequest,
+    ChatRequest,
+    CompletionRequest,
+    LoraxRequest,
+    Unavailable,
+    load_json,
+)
 
 
 @dataclass
 class Generation:
-    """An answer in progress: its route, prompt size and token stream (close it if abandoned)."""
+    """An answer in progress: its route, prompt size (known once the model route has built the
+    prompt) and token stream (close it if abandoned)."""
 
     route: str
     prompt_tokens: int
     deltas: Iterator[Delta]
+
+    @property
+    def uses_model(self) -> bool:
+        return self.route == "model"
 
     def close(self) -> None:
         close = getattr(self.deltas, "close", None)
@@ -69,8 +90,10 @@ def _fits(answer: Any, constraint: Constraint | None) -> bool:
 
 
 class Service:
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, *, pool: ModelPool | None = None, metrics: Metrics | None = None) -> None:
         self.predictor = predictor
+        self.pool = pool or ModelPool(predictor)
+        self.metrics = metrics or Metrics()
         self.model_id = predictor.target
         self.started = int(time.time())
 
@@ -93,9 +116,9 @@ class Service:
         if self.predictor.task.shape.input != "json":
             return text
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"this task takes JSON input; the input is not JSON: {exc.msg}", param="input") from exc
+            return load_json(text, "the input (this task takes JSON input)")
+        except BadRequest as exc:
+            raise BadRequest(exc.message, param="input") from None
 
     def start(
         self,
@@ -120,26 +143,49 @@ class Service:
         p = self.predictor
         answer = p.answer_recipe(value)
         if answer is not None and _fits(answer, constraint):
+            self.metrics.answered("recipe")
             out = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
             return Generation("recipe", 0, iter([Delta(out, "stop", -1, 0.0 if logprobs else None)]))
-        p.log_drift([(value, "model" if p.has_model else "none")])
         if not p.has_model:
+            p.log_drift([(value, "none")])
+            self.metrics.answered("none")
             raise BadRequest("no recipe covers this input and the artifact has no model", status=422, param="input")
-        runner = p.runner()
-        tokens = runner.chat_tokens(p.messages(value))
-        req = p.request(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                        constraint=constraint, stop=stop)
-        return Generation("model", len(tokens), runner.stream(tokens, req, logprobs=logprobs))
+        self.metrics.answered("model")
+        overrides = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
+                     "seed": None if seed is None else seed & 0xFFFFFFFF,  # llama.cpp seeds are uint32
+                     "constraint": constraint, "stop": stop}
+        gen = Generation("model", 0, iter(()))
+        gen.deltas = self._model_deltas(gen, value, overrides, logprobs)
+        return gen
+
+    def _model_deltas(self, gen: Generation, value: Any, overrides: dict[str, Any], logprobs: bool) -> Iterator[Delta]:
+        """The model route, run lazily in a worker thread: wait for a context, build the prompt, decode."""
+        p = self.predictor
+        with self.pool.runner() as runner:
+            t0 = time.perf_counter()
+            p.log_drift([(value, "model")])
+            tokens = runner.chat_tokens(p.messages(value))
+            gen.prompt_tokens = len(tokens)
+            n = 0
+            stream = cast(Generator[Delta, None, None], runner.stream(tokens, p.request(**overrides), logprobs=logprobs))
+            try:
+                for d in stream:
+                    n += d.token_id >= 0
+                    yield d
+                    if self.pool.stopping and not d.finish_reason:
+                        raise Unavailable("the server is shutting down; the generation was cut short")
+            finally:
+                stream.close()
+                self.metrics.generated(len(tokens), n, time.perf_counter() - t0)
 
     # OpenAI ---------------------------------------------------------------------------------------
-    def _openai_start(self, r: ChatRequest | CompletionRequest) -> Generation:
+    def openai_start(self, r: ChatRequest | CompletionRequest) -> Generation:
         limit = r.token_limit if isinstance(r, ChatRequest) else r.max_tokens
         return self.start(r.user_input(), max_tokens=limit, temperature=r.temperature, top_p=r.top_p, stop=r.stop,
                           seed=r.seed, response_format=r.response_format)
 
-    def _openai_body(self, r: ChatRequest | CompletionRequest) -> dict[str, Any]:
+    def openai_body(self, r: ChatRequest | CompletionRequest, gen: Generation) -> dict[str, Any]:
         """A finished (non-stream) OpenAI answer: the chat or text_completion object."""
-        gen = self._openai_start(r)
         text, toks, reason = gen.collect()
         n = sum(1 for d in toks if d.token_id >= 0)
         chat = isinstance(r, ChatRequest)
@@ -158,14 +204,7 @@ class Service:
             "system_fingerprint": f"kolm-{gen.route}",
         }
 
-    def chat(self, r: ChatRequest) -> dict[str, Any]:
-        return self._openai_body(r)
-
-    def chat_stream(self, r: ChatRequest) -> Iterator[dict[str, Any]]:
-        gen = self._openai_start(r)
-        return self._chat_chunks(gen, r.include_usage)
-
-    def _chat_chunks(self, gen: Generation, include_usage: bool) -> Iterator[dict[str, Any]]:
+    def chat_chunks(self, gen: Generation, include_usage: bool) -> Iterator[dict[str, Any]]:
         cid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
 
         def chunk(delta: dict[str, Any], reason: str | None) -> dict[str, Any]:
@@ -175,8 +214,11 @@ class Service:
 
         n = 0
         try:
-            yield chunk({"role": "assistant", "content": ""}, None)
-            for d in gen.deltas:
+            first = True
+            for d in gen.deltas:  # the role chunk goes out with the first token: errors before it get a status
+                if first:
+                    yield chunk({"role": "assistant", "content": ""}, None)
+                    first = False
                 n += d.token_id >= 0
                 if d.text:
                     yield chunk({"content": d.text}, None)
@@ -189,13 +231,7 @@ class Service:
         finally:
             gen.close()
 
-    def completion(self, r: CompletionRequest) -> dict[str, Any]:
-        return self._openai_body(r)
-
-    def completion_stream(self, r: CompletionRequest) -> Iterator[dict[str, Any]]:
-        return self._completion_chunks(self._openai_start(r))  # starts now: errors get a status
-
-    def _completion_chunks(self, gen: Generation) -> Iterator[dict[str, Any]]:
+    def completion_chunks(self, gen: Generation) -> Iterator[dict[str, Any]]:
         cid, created = "cmpl-" + uuid.uuid4().hex, int(time.time())
         try:
             for d in gen.deltas:
@@ -207,7 +243,7 @@ class Service:
             gen.close()
 
     # LoRAX ----------------------------------------------------------------------------------------
-    def _lorax_start(self, r: LoraxRequest, logprobs: bool) -> Generation:
+    def lorax_start(self, r: LoraxRequest, logprobs: bool) -> Generation:
         q = r.parameters
         temperature = (q.temperature if q.temperature is not None else 1.0) if q.do_sample else 0.0
         return self.start(r.inputs, max_tokens=q.max_new_tokens, temperature=temperature, top_p=q.top_p,
@@ -216,9 +252,8 @@ class Service:
     def _token(self, d: Delta) -> dict[str, Any]:
         return {"id": d.token_id, "text": d.text, "logprob": d.logprob if d.logprob is not None else 0.0, "special": False}
 
-    def lorax_generate(self, r: LoraxRequest) -> dict[str, Any]:
+    def lorax_body(self, r: LoraxRequest, gen: Generation) -> dict[str, Any]:
         q = r.parameters
-        gen = self._lorax_start(r, logprobs=q.details)
         text, toks, reason = gen.collect()
         out: dict[str, Any] = {"generated_text": (r.inputs + text) if q.return_full_text else text}
         if q.details:
@@ -227,10 +262,7 @@ class Service:
                               "tokens": [self._token(d) for d in toks]}
         return out
 
-    def lorax_stream(self, r: LoraxRequest) -> Iterator[dict[str, Any]]:
-        return self._lorax_events(r, self._lorax_start(r, logprobs=True))  # starts now: errors get a status
-
-    def _lorax_events(self, r: LoraxRequest, gen: Generation) -> Iterator[dict[str, Any]]:
+    def lorax_events(self, r: LoraxRequest, gen: Generation) -> Iterator[dict[str, Any]]:
         q = r.parameters
         text: list[str] = []
         n = 0

@@ -9,7 +9,7 @@ import pytest
 
 from kolmbuild.models import bundled_smollm2
 from kolmbuild.runtime import Predictor, RuntimeOptions, RuntimeParts
-from kolmbuild.serve import KolmHTTPServer, Service, make_server
+from kolmbuild.serve import KolmHTTPServer, ServeOptions, Service, make_server
 
 TASK: dict[str, Any] = {
     "name": "helper",
@@ -50,13 +50,12 @@ def predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Predictor]:
 
 
 def _serve(predictor: Predictor, lorax: bool) -> Iterator[KolmHTTPServer]:
-    server = make_server(Service(predictor), "127.0.0.1", 0, lorax_compat=lorax)
+    server = make_server(Service(predictor), ServeOptions(port=0, lorax_compat=lorax))
     server.start_background()
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
