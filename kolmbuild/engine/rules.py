@@ -11,16 +11,22 @@ compute backend when that backend is not a local one. Built-in rules ship with k
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kolmbuild.config.kolmfile import format_validation_error
 from kolmbuild.errors import ConfigError
 from kolmbuild.resources import builtin_dir
+
+# A stage's output is a file name inside its out folder. The engine joins it to that folder and
+# moves the result into the store: a separator, "..", or an absolute name would make it move
+# (and chmod) a file from anywhere the user can write.
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 class RuleSpec(BaseModel):
@@ -39,10 +45,27 @@ class RuleSpec(BaseModel):
     shell: str | None = None
     remote: bool = False  # run on the target's backend when it is not local (kolmbuild.compute.stage_remote)
 
+    @field_validator("outputs")
+    @classmethod
+    def _plain_names(cls, v: list[str]) -> list[str]:
+        names = [o.removesuffix("?") for o in v]
+        for o, name in zip(v, names, strict=True):
+            if not OUTPUT_NAME.fullmatch(name) or name in (".", ".."):
+                raise ValueError(
+                    f"{o!r} is not a plain file name: an output is a name inside the stage's out folder "
+                    "(letters, digits, '.', '_', '-'; no '/', no '..', not absolute; 'name?' marks it optional)"
+                )
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"output {dupes[0]!r} is declared twice")
+        return v
+
     @model_validator(mode="after")
     def _one_action(self) -> RuleSpec:
         if (self.action is None) == (self.shell is None):
             raise ValueError("give exactly one of 'action' (module:function) or 'shell'")
+        if self.install is not None and self.install not in {o.removesuffix("?") for o in self.outputs}:
+            raise ValueError(f"install: {self.install!r} is not one of the rule's outputs")
         return self
 
 
