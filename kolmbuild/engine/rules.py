@@ -15,9 +15,18 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kolmbuild.config.kolmfile import format_validation_error
 from kolmbuild.errors import ConfigError
@@ -29,6 +38,18 @@ from kolmbuild.resources import builtin_dir
 OUTPUT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
+def _plain_name(o: str) -> str:
+    if not OUTPUT_NAME.fullmatch(o.removesuffix("?")):
+        raise ValueError(
+            f"{o!r} is not a plain file name: an output is a name inside the stage's out folder "
+            "(letters, digits, '.', '_', '-'; no '/', no '..', not absolute; 'name?' marks it optional)"
+        )
+    return o
+
+
+OutputName = Annotated[str, AfterValidator(_plain_name)]
+
+
 class RuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,7 +59,7 @@ class RuleSpec(BaseModel):
     after: list[str] = []
     reads: list[str] = []
     inputs: list[str] = []
-    outputs: list[str] = Field(min_length=1)
+    outputs: list[OutputName] = Field(min_length=1)
     env: list[str] = []
     install: str | None = None  # an output copied to the target's `out` path when the build ends
     action: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -47,14 +68,8 @@ class RuleSpec(BaseModel):
 
     @field_validator("outputs")
     @classmethod
-    def _plain_names(cls, v: list[str]) -> list[str]:
+    def _distinct(cls, v: list[str]) -> list[str]:
         names = [o.removesuffix("?") for o in v]
-        for o, name in zip(v, names, strict=True):
-            if not OUTPUT_NAME.fullmatch(name) or name in (".", ".."):
-                raise ValueError(
-                    f"{o!r} is not a plain file name: an output is a name inside the stage's out folder "
-                    "(letters, digits, '.', '_', '-'; no '/', no '..', not absolute; 'name?' marks it optional)"
-                )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"output {dupes[0]!r} is declared twice")
