@@ -191,7 +191,9 @@ class Engine:
             if not redo:
                 break
             for i in redo:
-                self.ui.note(f"{outcomes[i].target}: {outcomes[i].error}; building again")
+                err = outcomes[i].error
+                assert err is not None
+                self.ui.note(f"{outcomes[i].target}: {err.message}; the stage that made it runs again")
             again = self._build_once([targets[i] for i in redo], options)
             for i, o in zip(redo, again, strict=True):
                 prev = outcomes[i]

@@ -216,10 +216,7 @@ class Store:
         got = str(CID("raw", digest))
         if got != cid:
             self.drop(cid)
-            raise CorruptObject(
-                f"cache object {cid} was damaged (its {size} bytes hash to {got}): removed", cid=cid,
-                hint="the stage that made it runs again",
-            )
+            raise CorruptObject(f"cache object {cid} was damaged (its {size} bytes hash to {got}): removed", cid=cid)
         if self.stats is not None:
             self.stats.remember(path, digest)
         return size
