@@ -349,6 +349,8 @@ class RunDB:
     def _guard(self) -> Iterator[None]:
         try:
             yield
+        except sqlite3.ProgrammingError:  # our bug (a closed connection), not the file's
+            raise
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise LockTimeout(f"{self.path}: {exc}") from exc
