@@ -9,6 +9,7 @@ Parallel stages run on threads (``-j N``); doit's process pool pickles the whole
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -287,9 +288,12 @@ class Engine:
         self._check_install_path(st.composed)
         if dest.is_file() and not dest.is_symlink() and str(self.stats.file_cid(dest)) == cid:
             return dest
+        for stale in dest.parent.glob(glob.escape(f".{dest.name}.") + "*.tmp"):  # left by a build killed mid-install
+            stale.unlink(missing_ok=True)
         try:
             with atomic_writer(dest, mode=0o644) as f:
                 self.store.copy_to(cid, f)
+                f.flush()
                 self.faults.hit("before-install")
         except OSError as exc:
             raise UserInputError(f"{dest}: cannot install the artifact there: {exc.strerror or exc}") from exc
