@@ -28,7 +28,8 @@ def _project(ctx: click.Context) -> Project:
 
 
 def _split_args(project: Project, args: Sequence[str]) -> tuple[list[str], list[str]]:
-    targets, overrides = [], []
+    targets: list[str] = []
+    overrides: list[str] = []
     for a in args:
         (overrides if is_override(a) else targets).append(a)
     for t in targets:

@@ -131,7 +131,7 @@ class Engine:
         stale, leaves the no-op stamp that lets the next identical command answer at once."""
         plans = [p for t in targets for p in self.plan(t)]
         if stamp_for is not None and all(p.status == "up-to-date" for p in plans):
-            self._write_stamp(targets, stamp_for, nothing_to_do(len(targets)), [p.line() for p in plans])
+            self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(targets)))
         return plans
 
     @locked
@@ -158,7 +158,7 @@ class Engine:
         for obj in self.store.iter_objects():
             if obj.name not in keep_cids:
                 freed += obj.stat().st_size
-                self.store.drop(obj.name)
+                self.store.remove_entry(obj)
                 removed += 1
         swept = self.store.sweep_tmp(older_than_s=0)  # we hold the lock: no build is mid-stage
         stamp.invalidate(self.project.cache_dir)
@@ -205,8 +205,8 @@ class Engine:
             if all(o.status == "up-to-date" for o in outcomes):
                 self.ui.note(nothing_to_do(len(outcomes)))
             if stamp_for is not None:
-                lines = [p.line() for t in targets for p in self.plan(t)]
-                self._write_stamp(targets, stamp_for, nothing_to_do(len(outcomes)), lines)
+                plans = [p for t in targets for p in self.plan(t)]
+                self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(outcomes)))
         return outcomes
 
     def _build_once(self, targets: Sequence[ComposedTarget], options: BuildOptions) -> list[TargetOutcome]:
@@ -301,20 +301,16 @@ class Engine:
         self.ui.note(f"{st.composed.name}: wrote {os.path.relpath(dest, self.project.root)}")
         return dest
 
-    def _write_stamp(self, targets: Sequence[ComposedTarget], request: StampRequest, message: str,
-                     status_lines: Sequence[str]) -> None:
+    def _write_stamp(self, targets: Sequence[ComposedTarget], plans: Sequence[StagePlan], request: StampRequest,
+                     message: str) -> None:
         """Everything this "nothing to do" depended on, by stat (see engine/stamp.py)."""
         files = stamp.config_paths(self.project, self.rule_dirs) | self.watched.files
-        objects: set[Path] = set()
-        for t in targets:
-            files.add(self.out_path(t))
-            for p in self.plan(t):
-                if p.record is not None:
-                    objects.update(self.store.path_of(c) for c in p.record.outputs.values())
+        files.update(self.out_path(t) for t in targets)
+        objects = {self.store.path_of(c) for p in plans if p.record is not None for c in p.record.outputs.values()}
         stamp.write_stamp(
             self.project.cache_dir, stamp.stamp_key(request.cwd, list(request.args)), files=files,
             dirs=set(self.watched.dirs), objects=objects, env_names=[v for r in self.rules.values() for v in r.spec.env],
-            build_message=message, status_lines=status_lines,
+            build_message=message, status_lines=[p.line() for p in plans],
         )
 
     # ------------------------------------------------------------------ doit
@@ -339,7 +335,6 @@ class Engine:
             "dep_file": str(self.project.cache_dir / "doit.sqlite"),
             "backend": "sqlite3",
             "verbosity": 2,
-            "reporter": _QuietReporter(),
             "num_process": options.jobs if options.jobs > 1 else 0,
             "par_type": "thread",
             "continue": options.keep_going,
@@ -355,7 +350,8 @@ class Engine:
             def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
                 return [dict_to_task(t) for t in tasks]
 
-        reporter = config["reporter"]
+        reporter = _QuietReporter()
+        config["reporter"] = reporter
         code = DoitMain(Loader(), config_filenames=()).run(["run", *(t["name"] for t in tasks)])
         if code not in (0, 1) and not any(st.error for st in states):
             detail = "; ".join(reporter.errors) or f"doit exited {code}"

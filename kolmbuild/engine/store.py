@@ -222,9 +222,10 @@ class Store:
         return size
 
     def drop(self, cid: str) -> None:
-        self._remove(self.path_of(cid))
+        self.remove_entry(self.path_of(cid))
 
-    def _remove(self, path: Path) -> None:
+    def remove_entry(self, path: Path) -> None:
+        """Remove a file (or a stray folder) under ``objects/`` whatever its name."""
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -262,7 +263,7 @@ class Store:
             total += size
             if problem:
                 bad.append(BadObject(rel, problem, size))
-                self._remove(p)
+                self.remove_entry(p)
             progress.advance(1)
         return checked, total, bad
 
@@ -425,8 +426,11 @@ class RunDB:
         """Delete the run records that name any of ``cids`` among their outputs."""
         if not cids:
             return 0
-        rows = self._q(lambda: list(self._db.execute("SELECT key, outputs FROM runs")))
-        gone = [k for k, outputs in rows if cids & set(self._q(lambda o=outputs: json.loads(o)).values())]
+        def named() -> list[str]:
+            rows = self._db.execute("SELECT key, outputs FROM runs").fetchall()
+            return [k for k, outputs in rows if cids & set(json.loads(outputs).values())]
+
+        gone = self._q(named)
         with self._lock:
             self._q(lambda: self._db.executemany("DELETE FROM runs WHERE key=?", [(k,) for k in gone]))
         return len(gone)
