@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,39 +119,42 @@ class Spy:
         return StageResult()
 
 
-def test_a_python_caller_is_refused_over_budget_with_no_provider_call(shell_project, monkeypatch) -> None:
+@pytest.fixture
+def lambda_fake(shell_project, monkeypatch) -> Iterator[FakeLambda]:
     monkeypatch.setenv("KOLM_STATE_DIR", str(shell_project.root.parent / "state"))
     with FakeLambda() as fake:
         monkeypatch.setenv("KOLM_LAMBDA_TOKEN", fake.token)
-        _remote_echo_on_lambda(shell_project, fake.url, budget=0.0001)
-        spy = Spy(shell_project)
-        engine, targets = open_engine(shell_project.root, hooks=EngineHooks(spy.budget, spy.remote))
-        with engine:
-            [outcome] = engine.build(targets)
-        assert outcome.status == "refused" and isinstance(outcome.error, BudgetExceeded)
-        assert "exceeds budget $0.0001" in str(outcome.error)
-        assert spy.calls == ["budget (stages run so far: 0)"]
-        assert shell_project.runs() == []  # not even the local stages ran
-        assert fake.requests == []
-        # the standard hooks (what the CLI wires) refuse the same way
-        engine, targets = open_engine(shell_project.root, hooks=engine_hooks())
-        with engine:
-            [outcome] = engine.build(targets)
-        assert outcome.status == "refused" and fake.requests == []
+        yield fake
 
 
-def test_within_budget_the_remote_hook_runs_the_stage_after_the_check(shell_project, monkeypatch) -> None:
-    monkeypatch.setenv("KOLM_STATE_DIR", str(shell_project.root.parent / "state"))
-    with FakeLambda() as fake:
-        monkeypatch.setenv("KOLM_LAMBDA_TOKEN", fake.token)
-        _remote_echo_on_lambda(shell_project, fake.url, budget=1000)
-        spy = Spy(shell_project)
-        engine, targets = open_engine(shell_project.root, hooks=EngineHooks(spy.budget, spy.remote))
-        with engine:
-            [outcome] = engine.build(targets)
-        assert outcome.status == "built", outcome.error
-        assert spy.calls == ["budget (stages run so far: 0)", "remote echo on lambda"]
-        assert "echo" not in shell_project.runs()  # its shell ran "remotely" (the hook), not here
+def test_a_python_caller_is_refused_over_budget_with_no_provider_call(shell_project, lambda_fake) -> None:
+    fake = lambda_fake
+    _remote_echo_on_lambda(shell_project, fake.url, budget=0.0001)
+    spy = Spy(shell_project)
+    engine, targets = open_engine(shell_project.root, hooks=EngineHooks(spy.budget, spy.remote))
+    with engine:
+        [outcome] = engine.build(targets)
+    assert outcome.status == "refused" and isinstance(outcome.error, BudgetExceeded)
+    assert "exceeds budget $0.0001" in str(outcome.error)
+    assert spy.calls == ["budget (stages run so far: 0)"]
+    assert shell_project.runs() == []  # not even the local stages ran
+    assert fake.requests == []
+    # the standard hooks (what the CLI wires) refuse the same way
+    engine, targets = open_engine(shell_project.root, hooks=engine_hooks())
+    with engine:
+        [outcome] = engine.build(targets)
+    assert outcome.status == "refused" and fake.requests == []
+
+
+def test_within_budget_the_remote_hook_runs_the_stage_after_the_check(shell_project, lambda_fake) -> None:
+    _remote_echo_on_lambda(shell_project, lambda_fake.url, budget=1000)
+    spy = Spy(shell_project)
+    engine, targets = open_engine(shell_project.root, hooks=EngineHooks(spy.budget, spy.remote))
+    with engine:
+        [outcome] = engine.build(targets)
+    assert outcome.status == "built", outcome.error
+    assert spy.calls == ["budget (stages run so far: 0)", "remote echo on lambda"]
+    assert "echo" not in shell_project.runs()  # its shell ran "remotely" (the hook), not here
 
 
 def test_without_hooks_a_remote_stage_fails_and_rents_nothing(shell_project) -> None:
