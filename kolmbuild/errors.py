@@ -58,3 +58,16 @@ class ComputeError(KolmError):
 
 class LockTimeout(KolmError):
     """Another kolmbuild holds the cache lock for too long."""
+
+
+class CorruptObject(KolmError):
+    """A cache object's bytes no longer match its CID (edited, truncated, bit rot). The engine drops
+    it and rebuilds what made it; raised to the user only when that repair fails too."""
+
+    def __init__(self, message: str, *, cid: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.cid = cid
+
+
+class StateCorrupt(UserInputError):
+    """``cache/state.db`` (the record of finished runs) cannot be read: exit 2, naming the file."""

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kolmbuild.atomic import write_atomic
 from kolmbuild.errors import ArtifactError, UserInputError
 from kolmbuild.userconfig import config_dir
 
@@ -70,29 +70,15 @@ class KeyExists(UserInputError):
 
 
 def _write_file(path: Path, data: bytes, mode: int, *, exclusive: bool) -> None:
-    """Write ``data`` to a private temp file, then move it to ``path`` whole.
+    """Write ``data`` to ``path`` whole, with ``mode`` set before any byte is written.
 
     ``exclusive``: never replace an existing ``path`` (a hard link is an atomic create-if-absent),
     so two builds that create the first key at once agree on one key; raises KeyExists otherwise.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if not exclusive:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError as exc:
-            raise KeyExists(f"{path}: a key already exists", hint="pass --force to replace it") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, data, mode=mode, exclusive=exclusive)
+    except FileExistsError as exc:
+        raise KeyExists(f"{path}: a key already exists", hint="pass --force to replace it") from exc
 
 
 def generate_keypair(out_dir: Path | None = None, *, name: str = KEY_NAME, force: bool = False) -> tuple[Path, Path]:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kolmbuild.artifact.format import MANIFEST, SIG_HMAC, SIG_MODEL, SIG_SIGSTORE, SIG_ZIP
 from kolmbuild.artifact.keys import fingerprint, keys_dir, load_public_key, trusted_fingerprints
 from kolmbuild.artifact.reader import Artifact, load_artifact
+from kolmbuild.artifact.receipts import receipt_mismatches
 from kolmbuild.artifact.signing import (
     SignatureInvalid,
     check_bundle,
@@ -140,6 +141,9 @@ def verify_open(
     ]
     comp_checks, digests = _component_checks(art)
     checks.extend(comp_checks)
+    mismatches = receipt_mismatches(m)
+    checks.append(Check("receipts", not mismatches,
+                        "; ".join(mismatches) or f"components agree with the {len(m['receipts'])} receipt(s)"))
     expected_statement = statement(m["target"], digests)
     signer_info: dict[str, Any] = {"fingerprint": m["signer"]["fingerprint"]}
 

@@ -31,6 +31,7 @@ from kolmbuild.artifact.format import (
     Manifest,
 )
 from kolmbuild.artifact.keys import SigningKey, public_pem, resolve_signing_key
+from kolmbuild.artifact.receipts import receipt_mismatches
 from kolmbuild.artifact.signing import make_bundle, make_hmac, make_zip_sig, statement
 from kolmbuild.artifact.zipio import CHUNK, write_zip
 from kolmbuild.errors import ArtifactError, UserInputError
@@ -192,6 +193,9 @@ def seal(
         raise ArtifactError("the manifest names a different signer than the signing key")
     if set(doc["components"]) != set(components):
         raise ArtifactError("the manifest's components differ from the files given")
+    mismatches = receipt_mismatches(doc)
+    if mismatches:  # a component changed after its stage made it (a damaged cache object): never sign it
+        raise ArtifactError(f"refusing to seal {dest.name}: " + "; ".join(mismatches))
     members: list[tuple[str, bytes | Path]] = []
     digests: dict[str, str] = {}
     for name, src in components.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from kolmbuild.config.yamlpos import where
 from kolmbuild.errors import ConfigError
 
 KOLMFILE_NAMES = ("kolmfile.yaml", "kolmfile.yml")
+
+# A target's name becomes part of file names (artifacts/<target>-<version>.kolm, cache work
+# folders) and of doit task names: a path ("../../x") or an option ("-n") must never be one.
+TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,16 @@ def load_kolmfile(path: Path) -> Kolmfile:
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}: expected a mapping at the top level, got a {type(data).__name__}")
     try:
-        return Kolmfile.model_validate(data)
+        kolmfile = Kolmfile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, path, path.parent)) from exc
+    for name in kolmfile.targets:
+        if not TARGET_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where(path, ['targets', name], path.parent)}: targets.{name}: {name!r} is not a valid target name",
+                hint="use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)",
+            )
+    return kolmfile
 
 
 def load_project(directory: str | Path | None = None, kolmfile: str | None = None) -> Project:

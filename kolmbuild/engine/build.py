@@ -9,32 +9,46 @@ Parallel stages run on threads (``-j N``); doit's process pool pickles the whole
 
 from __future__ import annotations
 
+import glob
 import os
-import shutil
 import time
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import atomic_writer
 from kolmbuild.config.compose import ComposedTarget
 from kolmbuild.config.kolmfile import Project
+from kolmbuild.engine import stamp
 from kolmbuild.engine.execute import receipt_of, run_stage
+from kolmbuild.engine.faults import Faults
+from kolmbuild.engine.hooks import EngineHooks
+from kolmbuild.engine.lock import CacheLock, locked
 from kolmbuild.engine.plan import Planner, StagePlan, Watched
+from kolmbuild.engine.results import (
+    BuildOptions,
+    CacheReport,
+    GcReport,
+    StampRequest,
+    TargetOutcome,
+    exit_code,
+    nothing_to_do,
+)
 from kolmbuild.engine.rules import Rule, load_rules, rule_dirs
-from kolmbuild.engine.stage import StageReceipt
+from kolmbuild.engine.stage import Progress, StageReceipt
 from kolmbuild.engine.store import RunDB, RunRecord, Store
 from kolmbuild.engine.ui import BuildUI, StageProgress
-from kolmbuild.errors import BuildFailed, KolmError
+from kolmbuild.errors import BuildFailed, CorruptObject, KolmError, UserInputError
 from kolmbuild.hashing.cid import cid_of_json
 from kolmbuild.hashing.files import StatCache
 
+__all__ = ["BuildOptions", "Engine", "EngineHooks", "StampRequest", "TargetOutcome"]
 
-@dataclass(frozen=True)
-class BuildOptions:
-    jobs: int = 1
-    keep_going: bool = False
+# A damaged cache object found while building is dropped and the build retried: the stage that
+# made it runs again. Twice is plenty; a third failure is reported (the disk is failing).
+REPAIRS = 2
 
 
 @dataclass
@@ -48,49 +62,33 @@ class TargetState:
     error: BaseException | None = None
 
 
-@dataclass
-class TargetOutcome:
-    target: str
-    overrides: tuple[str, ...]
-    backend: str
-    gates: str
-    status: str  # "up-to-date" | "built" | "failed" | "refused"
-    ran: list[str]
-    duration_s: float
-    artifact: Path | None = None
-    error: KolmError | None = None
-    receipts: dict[str, StageReceipt] = field(default_factory=dict)
-
-    @property
-    def k_score(self) -> float | None:
-        ev = self.receipts.get("evaluate")
-        k = ev.metrics.get("K") if ev else None
-        return float(k) if isinstance(k, (int, float)) else None
-
-    @property
-    def cost_usd(self) -> float:
-        total = 0.0
-        for r in self.receipts.values():
-            compute = r.metrics.get("compute")
-            if isinstance(compute, dict) and isinstance(compute.get("cost_usd"), (int, float)):
-                total += float(compute["cost_usd"])
-            teacher = r.metrics.get("teacher_cost_usd")
-            if isinstance(teacher, (int, float)):
-                total += float(teacher)
-        return total
-
-
 class Engine:
-    """One project's engine: its rules, store, run records and stat cache."""
+    """One project's engine: its rules, store, run records and stat cache.
 
-    def __init__(self, project: Project, ui: BuildUI | None = None) -> None:
+    Every public call that reads or changes the cache holds the cache lock (:func:`locked`).
+    ``hooks`` bring in what lives above the engine: the budget check and the remote stage runner
+    (see :mod:`kolmbuild.engine.hooks`; :func:`kolmbuild.wiring.engine_hooks` has the standard ones).
+    """
+
+    def __init__(self, project: Project, ui: BuildUI | None = None, hooks: EngineHooks | None = None,
+                 *, lock_timeout_s: float = 3600.0) -> None:
         self.project = project
         self.ui = ui or BuildUI(quiet=True)
+        self.hooks = hooks or EngineHooks()
         self.rule_dirs = rule_dirs(project.rules_dir)
         self.rules: dict[str, Rule] = load_rules(self.rule_dirs, project.kolmfile.pipeline)
-        self.store = Store(project.cache_dir)
-        self.runs = RunDB(project.cache_dir / "state.db")
+        self.faults = Faults.from_env()
+        self.lock = CacheLock(project.cache_dir, lock_timeout_s,
+                              on_wait=lambda: self.ui.note("waiting for another kolmbuild on this cache…"))
         self.stats = StatCache(project.cache_dir / "stat.db")
+        if self.stats.rebuilt:
+            self.ui.note(f"kolmbuild: note: {self.stats.rebuilt}")
+        self.store = Store(project.cache_dir, stats=self.stats, faults=self.faults)
+        try:
+            self.runs = RunDB(project.cache_dir / "state.db")
+        except BaseException:
+            self.stats.close()
+            raise
         self.watched = Watched()
 
     def close(self) -> None:
@@ -102,6 +100,12 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def holding_lock(self) -> Iterator[Engine]:
+        """Hold the cache lock across several calls (a sweep's builds)."""
+        with self.lock:
+            yield self
 
     def planner(self, composed: ComposedTarget) -> Planner:
         return Planner(self.project.root, composed, self.rules, self.store, self.runs, self.stats, self.watched)
@@ -119,9 +123,93 @@ class Engine:
         p = Path(composed.config.out_path())
         return p if p.is_absolute() else self.project.root / p
 
+    # ------------------------------------------------------------------ status, clean, gc, verify
+
+    @locked
+    def status(self, targets: Sequence[ComposedTarget], stamp_for: StampRequest | None = None) -> list[StagePlan]:
+        """Every stage of every target, up to date or stale and why. With ``stamp_for`` and nothing
+        stale, leaves the no-op stamp that lets the next identical command answer at once."""
+        plans = [p for t in targets for p in self.plan(t)]
+        if stamp_for is not None and all(p.status == "up-to-date" for p in plans):
+            self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(targets)))
+        return plans
+
+    @locked
+    def clean(self, targets: Sequence[ComposedTarget]) -> list[Path]:
+        """Remove the installed artifacts of ``targets`` (the cache stays); return what was removed."""
+        removed = []
+        for t in targets:
+            out = self.out_path(t)
+            if out.is_file() or out.is_symlink():
+                out.unlink()
+                removed.append(out)
+        stamp.invalidate(self.project.cache_dir)
+        return removed
+
+    @locked
+    def gc(self, keep: Sequence[ComposedTarget]) -> GcReport:
+        """Drop run records and objects that no current stage of ``keep`` references."""
+        keep_keys: set[str] = set()
+        for t in keep:
+            keep_keys.update(p.key for p in self.plan(t) if p.key and p.record)
+        keep_cids = self.runs.referenced_cids(keep_keys)
+        removed_runs = self.runs.drop_runs_except(keep_keys)
+        removed, freed = 0, 0
+        for obj in self.store.iter_objects():
+            if obj.name not in keep_cids:
+                freed += obj.stat().st_size
+                self.store.remove_entry(obj)
+                removed += 1
+        swept = self.store.sweep_tmp(older_than_s=0)  # we hold the lock: no build is mid-stage
+        stamp.invalidate(self.project.cache_dir)
+        return GcReport(removed, freed, removed_runs, swept)
+
+    @locked
+    def verify_cache(self, progress: Progress | None = None) -> CacheReport:
+        """Re-hash every stored object; remove those that fail and the run records naming them."""
+        started = time.perf_counter()
+        checked, total, bad = self.store.check_all(progress)
+        dropped = self.runs.drop_runs_using({b.name.rsplit("/", 1)[-1] for b in bad})
+        stamp.invalidate(self.project.cache_dir)
+        return CacheReport(checked, total, tuple(bad), dropped, time.perf_counter() - started)
+
     # ------------------------------------------------------------------ building
 
-    def build(self, targets: Sequence[ComposedTarget], options: BuildOptions = BuildOptions()) -> list[TargetOutcome]:
+    @locked
+    def build(self, targets: Sequence[ComposedTarget], options: BuildOptions | None = None,
+              stamp_for: StampRequest | None = None) -> list[TargetOutcome]:
+        """Build the stale stages of ``targets`` and install their artifacts.
+
+        A damaged cache object met on the way is dropped and the target built again (up to
+        :data:`REPAIRS` times), so what ships is made from intact bytes or not at all.
+        """
+        options = options or BuildOptions()
+        for t in targets:
+            self._check_install_path(t)
+        outcomes = self._build_once(targets, options)
+        for _ in range(REPAIRS):
+            redo = [i for i, o in enumerate(outcomes) if isinstance(o.error, CorruptObject)]
+            if not redo:
+                break
+            for i in redo:
+                err = outcomes[i].error
+                assert err is not None
+                self.ui.note(f"{outcomes[i].target}: {err.message}; the stage that made it runs again")
+            again = self._build_once([targets[i] for i in redo], options)
+            for i, o in zip(redo, again, strict=True):
+                prev = outcomes[i]
+                status = "built" if o.status == "up-to-date" and prev.ran else o.status
+                outcomes[i] = replace(o, ran=prev.ran + o.ran, duration_s=prev.duration_s + o.duration_s,
+                                      status=status)
+        if exit_code(outcomes) == 0:
+            if all(o.status == "up-to-date" for o in outcomes):
+                self.ui.note(nothing_to_do(len(outcomes)))
+            if stamp_for is not None:
+                plans = [p for t in targets for p in self.plan(t)]
+                self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(outcomes)))
+        return outcomes
+
+    def _build_once(self, targets: Sequence[ComposedTarget], options: BuildOptions) -> list[TargetOutcome]:
         started = time.perf_counter()
         states = {t.name: TargetState(t, self.planner(t)) for t in targets}
         todo: list[str] = []
@@ -144,21 +232,30 @@ class Engine:
             todo.append(name)
         if todo and (options.keep_going or not refused):
             self._run_doit([states[n] for n in todo], options)
-        outcomes = []
-        for name, st in states.items():
-            outcomes.append(self._outcome(st, refused.get(name), time.perf_counter() - started))
-        return outcomes
+        return [self._outcome(st, refused.get(name), time.perf_counter() - started) for name, st in states.items()]
 
     def _check_budget(self, composed: ComposedTarget) -> None:
-        try:
-            from kolmbuild.compute import check_budget
-        except ImportError:
+        if self.hooks.check_budget is not None:
+            self.hooks.check_budget(composed.config, self.project.root)
+
+    def _check_install_path(self, composed: ComposedTarget) -> None:
+        """Refuse, before anything runs, an install path that is a folder or cannot be written."""
+        if self.install_rule() is None:
             return
-        check_budget(composed.config, root=self.project.root)
+        dest = self.out_path(composed)
+        if dest.is_dir():
+            raise UserInputError(f"{dest}: the artifact's install path (out / --out) is a folder; name a file")
+        parent = dest.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UserInputError(f"{dest}: cannot install the artifact there: {parent} is not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UserInputError(f"{dest}: cannot install the artifact there: {parent} is not writable")
 
     def _outcome(self, st: TargetState, refused: KolmError | None, elapsed: float) -> TargetOutcome:
         cfg = st.composed.config
-        base = dict(
+        base: dict[str, Any] = dict(
             target=st.composed.name, overrides=st.composed.overrides, backend=cfg.backend.name,
             gates=st.composed.choice("gates"), ran=list(st.ran), duration_s=elapsed,
             receipts=dict(st.receipts),
@@ -172,10 +269,15 @@ class Engine:
                 msg = f"{type(err).__name__}: {err}" if err else "not built (an earlier target failed)"
                 err = BuildFailed(f"target {st.composed.name!r}: {msg}")
             return TargetOutcome(status="failed", error=err, **base)
-        artifact = self._install(st)
+        try:
+            artifact = self._install(st)
+        except KolmError as exc:
+            return TargetOutcome(status="failed", error=exc, **base)
         return TargetOutcome(status="built" if st.ran else "up-to-date", artifact=artifact, **base)
 
     def _install(self, st: TargetState) -> Path | None:
+        """Copy the install rule's output to the target's out path, re-hashed on the way (a
+        damaged object raises CorruptObject and nothing is installed), by temp file and rename."""
         rule = self.install_rule()
         if rule is None or rule.name not in st.outputs:
             return None
@@ -183,18 +285,33 @@ class Engine:
         if cid is None:
             return None
         dest = self.out_path(st.composed)
-        if dest.is_file() and str(self.stats.file_cid(dest)) == cid:
+        self._check_install_path(st.composed)
+        if dest.is_file() and not dest.is_symlink() and str(self.stats.file_cid(dest)) == cid:
             return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+        for stale in dest.parent.glob(glob.escape(f".{dest.name}.") + "*.tmp"):  # left by a build killed mid-install
+            stale.unlink(missing_ok=True)
         try:
-            shutil.copyfile(self.store.path_of(cid), tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+            with atomic_writer(dest, mode=0o644) as f:
+                self.store.copy_to(cid, f)
+                f.flush()
+                self.faults.hit("before-install")
+        except OSError as exc:
+            raise UserInputError(f"{dest}: cannot install the artifact there: {exc.strerror or exc}") from exc
+        self.faults.hit("after-install")
         self.ui.note(f"{st.composed.name}: wrote {os.path.relpath(dest, self.project.root)}")
         return dest
+
+    def _write_stamp(self, targets: Sequence[ComposedTarget], plans: Sequence[StagePlan], request: StampRequest,
+                     message: str) -> None:
+        """Everything this "nothing to do" depended on, by stat (see engine/stamp.py)."""
+        files = stamp.config_paths(self.project, self.rule_dirs) | self.watched.files
+        files.update(self.out_path(t) for t in targets)
+        objects = {self.store.path_of(c) for p in plans if p.record is not None for c in p.record.outputs.values()}
+        stamp.write_stamp(
+            self.project.cache_dir, stamp.stamp_key(request.cwd, list(request.args)), files=files,
+            dirs=set(self.watched.dirs), objects=objects, env_names=[v for r in self.rules.values() for v in r.spec.env],
+            build_message=message, status_lines=[p.line() for p in plans],
+        )
 
     # ------------------------------------------------------------------ doit
 
@@ -218,7 +335,6 @@ class Engine:
             "dep_file": str(self.project.cache_dir / "doit.sqlite"),
             "backend": "sqlite3",
             "verbosity": 2,
-            "reporter": _QuietReporter(),
             "num_process": options.jobs if options.jobs > 1 else 0,
             "par_type": "thread",
             "continue": options.keep_going,
@@ -234,7 +350,8 @@ class Engine:
             def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
                 return [dict_to_task(t) for t in tasks]
 
-        reporter = config["reporter"]
+        reporter = _QuietReporter()
+        config["reporter"] = reporter
         code = DoitMain(Loader(), config_filenames=()).run(["run", *(t["name"] for t in tasks)])
         if code not in (0, 1) and not any(st.error for st in states):
             detail = "; ".join(reporter.errors) or f"doit exited {code}"
@@ -268,7 +385,7 @@ class Engine:
         plan = StagePlan(st.composed.name, rule, "stale", key, doc)
         progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
         try:
-            rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress)
+            rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote)
         except BaseException as exc:
             st.error = exc
             return TaskFailed(str(exc))

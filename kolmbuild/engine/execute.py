@@ -6,6 +6,7 @@ import importlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.engine.hooks import RemoteRunner
 from kolmbuild.engine.plan import Planner, StagePlan
 from kolmbuild.engine.stage import NullProgress, Progress, StageContext, StageReceipt, StageResult
 from kolmbuild.engine.store import RunRecord
@@ -66,17 +68,32 @@ def run_shell(command: str, ctx: StageContext) -> StageResult:
 
 
 def _link_upstream(workdir: Path, planner: Planner, outputs: Mapping[str, Mapping[str, str]], after: list[str]) -> dict[str, dict[str, Path]]:
-    """Upstream outputs under their declared names (symlinks into the read-only store)."""
+    """Upstream outputs under their declared names (symlinks into the read-only store), each one
+    re-hashed first: a stage never reads a damaged object (CorruptObject: the engine rebuilds it)."""
     view: dict[str, dict[str, Path]] = {}
     for stage in after:
         folder = workdir / "_up" / stage
         folder.mkdir(parents=True, exist_ok=True)
         view[stage] = {}
         for name, cid in outputs.get(stage, {}).items():
+            planner.store.verify(cid)
             link = folder / name
             os.symlink(planner.store.path_of(cid), link)
             view[stage][name] = link
     return view
+
+
+def _output_kind(path: Path) -> str | None:
+    """None for a regular file; else what it is (a stage output must be a plain file)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    return "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
 
 
 def run_stage(
@@ -85,8 +102,12 @@ def run_stage(
     outputs: Mapping[str, Mapping[str, str]],
     receipts: Mapping[str, StageReceipt],
     progress: Progress | None = None,
+    run_remote: RemoteRunner | None = None,
 ) -> RunRecord:
-    """Execute a stale stage and record it. Raises KolmError subclasses on failure."""
+    """Execute a stale stage and record it. Raises KolmError subclasses on failure.
+
+    A ``remote: true`` rule on a non-local backend goes to ``run_remote`` (the caller's hook; the
+    engine never imports the compute layer); without one it fails before anything is rented."""
     assert plan.key is not None and plan.doc is not None
     rule, store = plan.rule, planner.store
     work = store.new_workdir(f"{plan.target}-{rule.name}")
@@ -111,8 +132,12 @@ def run_stage(
             backend = planner.composed.config.backend
             if rule.spec.remote and backend.kind != "local" and not _stays_local(rule, planner.root, ctx):
                 # the stage runs on the rented/remote machine
-                from kolmbuild.compute.stage_remote import run_remote
-
+                if run_remote is None:
+                    raise BuildFailed(
+                        f"stage {rule.name!r} of target {plan.target!r} runs on backend {backend.name!r}, "
+                        "but this engine was made without a remote runner",
+                        hint="pass hooks=kolmbuild.wiring.engine_hooks() to Engine",
+                    )
                 result = run_remote(ctx, rule.spec, planner.composed.config, work / "remote")
             elif rule.spec.action:
                 result = resolve_action(rule.spec.action, planner.root)(ctx) or StageResult()
@@ -124,16 +149,24 @@ def run_stage(
             raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r} failed: {type(exc).__name__}: {exc}") from exc
         duration = time.perf_counter() - started
         stored: dict[str, str] = {}
+        sizes: dict[str, int] = {}
         for out in rule.outputs:
             path = outdir / out.name
-            if path.is_file():
-                stored[out.name] = store.put(path)
+            kind = _output_kind(path)
+            if kind is None:
+                obj = store.put(path)
+                stored[out.name], sizes[obj.cid] = obj.cid, obj.size
+            elif kind != "missing":
+                raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r}: its output {out.name!r} is {kind}; "
+                                  "outputs must be plain files (a link is never stored, nor made read-only)")
             elif not out.optional:
                 raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r} did not write its output {out.name!r}")
         metrics: dict[str, Any] = dict(result.metrics)
-        record = RunRecord(plan.key, rule.name, stored, metrics, duration)
+        record = RunRecord(plan.key, rule.name, stored, metrics, duration, sizes)
         planner.runs.put(record)  # committed only now: every output is already in the store
+        store.faults.hit("after-record")
         planner.runs.set_last(plan.target, rule.name, plan.key, plan.doc)
+        store.faults.hit("after-last")
         return record
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -18,7 +18,7 @@ try:  # CPython's built-in sha256: the same digest without loading OpenSSL (~9 m
 except ImportError:  # pragma: no cover - other interpreters
     from hashlib import sha256
 
-STAMP_VERSION = 4
+STAMP_VERSION = 5
 _GROUP_OPTS_WITH_VALUE = ("-C", "-f")
 _VERBS = ("build", "status")
 
@@ -146,8 +146,8 @@ def try_noop(args: list[str]) -> int | None:
         for p, sig in doc["files"].items():
             if file_sig(p) != sig:
                 return None
-        for p in doc["objects"]:
-            if not os.path.isfile(p):
+        for p, sig in doc["objects"].items():  # an edited or truncated object moves its stat
+            if file_sig(p) != sig:
                 return None
         for p, sig in doc["dirs"].items():
             if dir_sig(p) != sig:

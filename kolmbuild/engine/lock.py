@@ -1,24 +1,44 @@
-"""An exclusive lock on a cache folder so concurrent kolmbuild runs take turns, not corrupt it."""
+"""An exclusive lock on a cache folder so concurrent kolmbuild runs take turns, not corrupt it.
+
+The engine owns it: every library call that reads or changes the cache (build, status, clean,
+gc, cache verify) takes it through :func:`locked`, as DVC's ``Repo.reproduce`` carries its lock,
+so a Python caller is protected exactly like the CLI. The lock is re-entrant within one holder
+(a sweep holds it across its builds; each build takes it again for free).
+"""
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from kolmbuild.errors import LockTimeout
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 
 class CacheLock:
-    def __init__(self, cache_dir: Path, timeout_s: float = 3600.0, on_wait: object = None) -> None:
+    def __init__(self, cache_dir: Path, timeout_s: float = 3600.0, on_wait: Callable[[], object] | None = None) -> None:
         self.path = cache_dir / "lock"
         self.timeout_s = timeout_s
         self.on_wait = on_wait
         self._fd: int | None = None
+        self._depth = 0
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def __enter__(self) -> CacheLock:
+        if self._fd is not None:
+            self._depth += 1
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout_s
@@ -28,7 +48,7 @@ class CacheLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not told and callable(self.on_wait):
+                if not told and self.on_wait is not None:
                     self.on_wait()
                     told = True
                 if time.monotonic() > deadline:
@@ -36,10 +56,32 @@ class CacheLock:
                     raise LockTimeout(f"{self.path}: another kolmbuild held the cache for {self.timeout_s:.0f} s") from None
                 time.sleep(0.05)
         self._fd = fd
+        self._depth = 1
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class HasLock(Protocol):
+    lock: CacheLock
+
+
+_S = TypeVar("_S", bound=HasLock)
+
+
+def locked(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    """Run the method holding ``self.lock`` (re-entrant)."""
+
+    @functools.wraps(method)
+    def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper

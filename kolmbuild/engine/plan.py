@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kolmbuild.config.compose import ComposedTarget
 from kolmbuild.engine.rules import Rule
@@ -89,11 +89,14 @@ class Watched:
     dirs: set[Path] = field(default_factory=set)
 
 
+PlanStatus = Literal["up-to-date", "stale", "waiting"]  # waiting: an upstream stage must run first
+
+
 @dataclass
 class StagePlan:
     target: str
     rule: Rule
-    status: str  # "up-to-date" | "stale" | "waiting" (an upstream stage must run first)
+    status: PlanStatus
     key: str | None = None
     doc: dict[str, Any] | None = None
     record: RunRecord | None = None
@@ -102,6 +105,18 @@ class StagePlan:
     @property
     def stage(self) -> str:
         return self.rule.name
+
+    def line(self, dry_run: bool = False) -> str:
+        """The line `status` (and `-n`) prints for this stage."""
+        label = {"up-to-date": "up to date", "stale": "would run" if dry_run else "stale",
+                 "waiting": "would run" if dry_run else "stale"}[self.status]
+        why = f"  ({'; '.join(self.reasons)})" if self.reasons else ""
+        key = f"  {self.key}" if self.key and self.status == "up-to-date" else ""
+        return f"{self.target}: {self.stage:<10} {label}{why}{key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "stage": self.stage, "status": self.status, "key": self.key,
+                "reasons": self.reasons, "outputs": dict(self.record.outputs) if self.record else None}
 
 
 class Planner:
@@ -177,10 +192,24 @@ class Planner:
         }
 
     def record_for(self, key: str) -> RunRecord | None:
+        """The recorded run of ``key`` if every output it made is intact in the store."""
         rec = self.runs.get(key)
-        if rec is None or not all(self.store.has(c) for c in rec.outputs.values()):
+        if rec is None or not all(self.store.intact(c, rec.sizes.get(c)) for c in rec.outputs.values()):
             return None
         return rec
+
+    def damaged_outputs(self, key: str) -> list[str]:
+        """Why a recorded run is not usable: its outputs missing from, or damaged in, the store."""
+        rec = self.runs.get(key)
+        if rec is None:
+            return []
+        out = []
+        for name, cid in sorted(rec.outputs.items()):
+            if not self.store.has(cid):
+                out.append(f"output {name} missing from the cache")
+            elif not self.store.intact(cid, rec.sizes.get(cid)):
+                out.append(f"output {name} damaged in the cache")
+        return out
 
     def plan(self) -> list[StagePlan]:
         """Statuses without running anything (for -n, status, and the build's first look)."""
@@ -205,6 +234,9 @@ class Planner:
         return plans
 
     def why(self, rule: Rule, key: str, doc: Mapping[str, Any]) -> list[str]:
+        damaged = self.damaged_outputs(key)  # this very key ran before: its outputs are the problem
+        if damaged:
+            return damaged
         last = self.runs.last(self.target, rule.name)
         if last is None:
             return ["never built"]

@@ -11,16 +11,43 @@ compute backend when that backend is not a local one. Built-in rules ship with k
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kolmbuild.config.kolmfile import format_validation_error
 from kolmbuild.errors import ConfigError
 from kolmbuild.resources import builtin_dir
+
+# A stage's output is a file name inside its out folder. The engine joins it to that folder and
+# moves the result into the store: a separator, "..", or an absolute name would make it move
+# (and chmod) a file from anywhere the user can write.
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _plain_name(o: str) -> str:
+    if not OUTPUT_NAME.fullmatch(o.removesuffix("?")):
+        raise ValueError(
+            f"{o!r} is not a plain file name: an output is a name inside the stage's out folder "
+            "(letters, digits, '.', '_', '-'; no '/', no '..', not absolute; 'name?' marks it optional)"
+        )
+    return o
+
+
+OutputName = Annotated[str, AfterValidator(_plain_name)]
 
 
 class RuleSpec(BaseModel):
@@ -32,17 +59,28 @@ class RuleSpec(BaseModel):
     after: list[str] = []
     reads: list[str] = []
     inputs: list[str] = []
-    outputs: list[str] = Field(min_length=1)
+    outputs: list[OutputName] = Field(min_length=1)
     env: list[str] = []
     install: str | None = None  # an output copied to the target's `out` path when the build ends
     action: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     shell: str | None = None
     remote: bool = False  # run on the target's backend when it is not local (kolmbuild.compute.stage_remote)
 
+    @field_validator("outputs")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        names = [o.removesuffix("?") for o in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"output {dupes[0]!r} is declared twice")
+        return v
+
     @model_validator(mode="after")
     def _one_action(self) -> RuleSpec:
         if (self.action is None) == (self.shell is None):
             raise ValueError("give exactly one of 'action' (module:function) or 'shell'")
+        if self.install is not None and self.install not in {o.removesuffix("?") for o in self.outputs}:
+            raise ValueError(f"install: {self.install!r} is not one of the rule's outputs")
         return self
 
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from kolmbuild import __version__
+from kolmbuild.atomic import write_atomic
+from kolmbuild.config.compose import conf_dirs
+from kolmbuild.config.kolmfile import Project
 from kolmbuild.engine.fastpath import (
     SALT_FILE,
     STAMP_VERSION,
@@ -28,13 +31,15 @@ from kolmbuild.engine.fastpath import (
     stamp_file,
     stamp_key,
 )
+from kolmbuild.engine.rules import rule_files
+from kolmbuild.userconfig import config_dir
 
 ENV_VARS = (
     "KOLM_BACKEND", "KOLM_CONFIG_DIR", "XDG_CONFIG_HOME", "SOURCE_DATE_EPOCH",
     "KOLM_SIGNING_KEY", "KOLM_SIGNING_KEY_FILE", "HOME",
 )
 
-__all__ = ["invalidate", "normalize_args", "stamp_key", "write_stamp"]
+__all__ = ["config_paths", "invalidate", "normalize_args", "stamp_key", "write_stamp"]
 
 
 def cache_salt(cache_dir: Path) -> bytes:
@@ -43,17 +48,35 @@ def cache_salt(cache_dir: Path) -> bytes:
     if existing is not None:
         return existing
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{SALT_FILE}.{os.getpid()}.tmp"
-    tmp.write_bytes(os.urandom(32))
-    try:
-        os.link(tmp, cache_dir / SALT_FILE)  # first writer wins; a racing one reads the winner's
+    try:  # first writer wins (exclusive create); a racing one reads the winner's
+        write_atomic(cache_dir / SALT_FILE, os.urandom(32), mode=0o600, exclusive=True)
     except FileExistsError:
         pass
-    finally:
-        tmp.unlink(missing_ok=True)
     salt = read_salt(str(cache_dir))
     assert salt is not None
     return salt
+
+
+def config_paths(project: Project, rule_dirs: Iterable[Path]) -> set[Path]:
+    """The files and folders (by stat) any decision depends on besides the inputs: the kolmfile,
+    the config groups, the rules, and the user's config folder."""
+    files: set[Path] = {project.kolmfile_path}
+    for d in conf_dirs(project):
+        for group in ("task", "backend", "gates"):
+            g = d / group
+            if g.is_dir():
+                files.add(g)
+                files.update(g.glob("*.yaml"))
+    for d in rule_dirs:
+        files.add(d)
+        files.update(rule_files([d]))
+    files.add(project.conf_dir)
+    files.add(project.rules_dir)
+    cfg_dir = config_dir()
+    files.add(cfg_dir)
+    if cfg_dir.is_dir():
+        files.update(p for p in cfg_dir.iterdir() if p.is_file())
+    return files
 
 
 def write_stamp(
@@ -76,15 +99,12 @@ def write_stamp(
         "env": env_print(env_list, cache_salt(cache_dir)),
         "files": {str(p): file_sig(str(p)) for p in sorted(set(files))},
         "dirs": {str(p): dir_sig(str(p)) for p in sorted(set(dirs))},
-        "objects": sorted(str(p) for p in set(objects)),
+        "objects": {str(p): file_sig(str(p)) for p in sorted(set(objects))},
         "build_message": build_message,
         "status_lines": list(status_lines),
     }
-    path = Path(stamp_file(str(cache_dir), key))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(marshal.dumps(doc))  # marshal: the reader must not pay for importing json
-    os.replace(tmp, path)
+    # marshal: the reader must not pay for importing json
+    write_atomic(Path(stamp_file(str(cache_dir), key)), marshal.dumps(doc))
 
 
 def invalidate(cache_dir: Path) -> None:

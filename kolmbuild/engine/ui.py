@@ -43,7 +43,7 @@ class BuildUI:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, markup=False)
+            self.console.print(message, markup=False, soft_wrap=True)  # a log line is never re-wrapped
 
     def stage_done(self, target: str, stage: str, seconds: float, summary: str = "") -> None:
         extra = f"  {summary}" if summary else ""

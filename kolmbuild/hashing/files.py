@@ -11,23 +11,37 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from kolmbuild.hashing.cid import CID, cid_of_json, parse_cid
 from kolmbuild.hashing.tree import iter_tree
 
 _BUF = 1 << 20
+_T = TypeVar("_T")
 
 
-def hash_file(path: str | os.PathLike[str]) -> bytes:
-    """sha2-256 digest of a file's bytes, read in 1 MiB chunks without copies."""
+def hash_stream(f: BinaryIO, sink: BinaryIO | None = None) -> tuple[bytes, int]:
+    """sha2-256 digest and length of what is left in ``f``, in 1 MiB chunks without copies; every
+    chunk is also written to ``sink`` when given (a verified copy costs one read)."""
     h = hashlib.sha256()
     buf = bytearray(_BUF)
     view = memoryview(buf)
+    size = 0
+    while n := f.readinto(buf):  # type: ignore[attr-defined]
+        h.update(view[:n])
+        if sink is not None:
+            sink.write(view[:n])
+        size += n
+    return h.digest(), size
+
+
+def hash_file(path: str | os.PathLike[str]) -> bytes:
+    """sha2-256 digest of a file's bytes."""
     with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.digest()
+        return hash_stream(f)[0]
 
 
 def file_cid(path: str | os.PathLike[str]) -> CID:
@@ -46,19 +60,54 @@ class StatCache:
     """Persistent (path, inode, size, mtime_ns) → digest cache in a SQLite file.
 
     Safe for several processes: SQLite serializes writers; every write is one short transaction.
+    Safe for the threads of one build (``-j``): one connection, used under a lock. A damaged file
+    is started over (see :attr:`rebuilt`): it holds nothing a re-hash cannot recompute.
     """
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self.path = Path(db_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ino INT, size INT, mtime INT, digest BLOB)"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, sig BLOB, cid TEXT)")
         self.hashed = 0  # files actually read this session: tests and `status` report it
+        self.rebuilt: str | None = None  # why the file was started over, for a note to the user
+        self._lock = threading.RLock()
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if _is_busy(exc):
+                raise
+            self._db = self._start_over(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ino INT, size INT, mtime INT, digest BLOB)"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS dirs (path TEXT PRIMARY KEY, sig BLOB, cid TEXT)")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _start_over(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """The file is damaged. It only caches hashes, so a new empty one loses nothing but time."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.rebuilt = f"{self.path}: unreadable ({exc}); started a new one (it only caches file hashes)"
+        return self._open()
+
+    def _recovering(self, fn: Callable[[], _T]) -> _T:
+        with self._lock:
+            try:
+                return fn()
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    raise
+                self._db.close()  # an open transaction is discarded with the connection
+                self._db = self._start_over(exc)
+                return fn()
 
     def close(self) -> None:
         self._db.close()
@@ -70,6 +119,22 @@ class StatCache:
         self.close()
 
     def file_cid(self, path: str | os.PathLike[str]) -> CID:
+        return self._recovering(lambda: self._file_cid(path))
+
+    def dir_cid(self, path: str | os.PathLike[str]) -> CID:
+        return self._recovering(lambda: self._dir_cid(path))
+
+    def remember(self, path: str | os.PathLike[str], digest: bytes) -> None:
+        """Record ``path``'s digest for its current stat (the caller just hashed it, e.g. the store)."""
+        p = os.path.abspath(path)
+        st = os.stat(p)
+        self._recovering(lambda: self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (p, *_sig(st), digest)))
+
+    def forget(self, path: str | os.PathLike[str]) -> None:
+        p = os.path.abspath(path)
+        self._recovering(lambda: self._db.execute("DELETE FROM files WHERE path=?", (p,)))
+
+    def _file_cid(self, path: str | os.PathLike[str]) -> CID:
         p = os.path.abspath(path)
         st = os.stat(p)
         row = self._db.execute("SELECT ino, size, mtime, digest FROM files WHERE path=?", (p,)).fetchone()
@@ -82,7 +147,7 @@ class StatCache:
             self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (p, *_sig(st), digest))
         return CID("raw", digest)
 
-    def dir_cid(self, path: str | os.PathLike[str]) -> CID:
+    def _dir_cid(self, path: str | os.PathLike[str]) -> CID:
         root = Path(os.path.abspath(path))
         entries = list(iter_tree(root))
         stats = [(rel, e.stat()) for rel, e in entries]
@@ -122,6 +187,11 @@ class StatCache:
 
     def path_cid(self, path: str | os.PathLike[str]) -> CID:
         return self.dir_cid(path) if os.path.isdir(path) else self.file_cid(path)
+
+
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
+    """A lock held too long is not damage: never start over because another process is busy."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 class NullStatCache:

@@ -1,39 +1,23 @@
-"""Write files so a reader never sees half of one: temp file in the same folder, then rename.
-
-:class:`AtomicBatch` stages several files and renames them only once all were written, so an
-import that fails halfway (a bad row, an invalid task config) leaves nothing behind.
+"""Atomic writes for imports: :class:`AtomicBatch` stages several files and renames them only once
+all were written, so an import that fails halfway (a bad row, an invalid task config) leaves
+nothing behind. Single files go through :mod:`kolmbuild.atomic`, the one atomic-write helper.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import commit, default_mode, temp_beside, write_atomic, write_text_atomic
 
-def _temp_beside(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(name)
+__all__ = ["AtomicBatch", "jsonl_bytes", "write_bytes_atomic", "write_text_atomic"]
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    tmp = _temp_beside(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return write_atomic(path, data)
 
 
 def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
@@ -47,13 +31,17 @@ class AtomicBatch:
         self._staged: list[tuple[Path, Path]] = []
 
     def add(self, path: Path, data: bytes) -> None:
-        tmp = _temp_beside(path)
-        tmp.write_bytes(data)
+        tmp = temp_beside(path)
         self._staged.append((tmp, path))
+        with open(tmp, "r+b") as f:
+            os.fchmod(f.fileno(), default_mode())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
 
     def commit(self) -> None:
         for tmp, final in self._staged:
-            os.replace(tmp, final)
+            commit(tmp, final)
         self._staged.clear()
 
     def abort(self) -> None:

@@ -19,22 +19,15 @@ from typing import Any
 
 from kolmbuild.artifact import write_artifact
 from kolmbuild.artifact.keys import resolve_hmac_key
+from kolmbuild.artifact.receipts import COMPONENT_SOURCES
 from kolmbuild.engine.stage import StageContext, StageReceipt, StageResult
 from kolmbuild.errors import BuildFailed
 
 OUTPUT = "artifact.kolm"
 
-# (stage, output file, component name)
-SOURCES: tuple[tuple[str, str, str], ...] = (
-    ("ingest", "heldout.jsonl", "heldout"),
-    ("recall", "index.sqlite", "index"),
-    ("distill", "verifier.json", "verifier"),
-    ("decompose", "recipes.json", "recipes"),
-    ("train", "adapter_model.safetensors", "adapter"),
-    ("train", "adapter_config.json", "adapter_config"),
-    ("train", "adapter.gguf", "adapter_gguf"),
-    ("train", "base.gguf", "base_gguf"),
-    ("evaluate", "eval.json", "eval"),
+# (stage, output file, component name): the artifact layer's table, which verify checks too
+SOURCES: tuple[tuple[str, str, str], ...] = tuple(
+    (stage, output, component) for component, (stage, output) in COMPONENT_SOURCES.items()
 )
 BASE_KEYS = ("name", "sha256", "file", "revision", "quantize")
 K_TERMS = ("A", "S", "L", "C", "V")

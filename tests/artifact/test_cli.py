@@ -45,6 +45,7 @@ def expected_verify_json() -> dict:
                  "detail": f"{cid_of_bytes(comps[n])} ({len(comps[n])} bytes)"}
                 for n in sorted(comps)
             ),
+            {"name": "receipts", "ok": True, "skipped": False, "detail": "components agree with the 1 receipt(s)"},
             {"name": "signer", "ok": True, "skipped": False, "detail": f"key {FP[:16]}… is a trusted key (kolm-signing.pub)"},
             {"name": "signature:model", "ok": True, "skipped": False, "detail": "valid model-signing v1.0 bundle over every member"},
             {"name": "signature:zip", "ok": True, "skipped": False, "detail": "valid over every byte of the other entries"},

@@ -15,6 +15,8 @@ import pytest
 from kolmbuild.artifact import open_artifact, verify_artifact
 from kolmbuild.artifact.keys import keys_dir
 from kolmbuild.engine.stage import StageContext, StageReceipt
+from kolmbuild.errors import ArtifactError
+from kolmbuild.hashing.files import file_cid
 from kolmbuild.stages import package
 
 from .conftest import fixed_key, install_key
@@ -56,12 +58,13 @@ def _files(root: Path, trained: bool) -> dict[str, dict[str, Path]]:
 def _ctx(tmp_path: Path, trained: bool = False, evaluate_metrics: dict | None = None) -> StageContext:
     upstream = _files(tmp_path / "up", trained)
     stages = list(upstream)
+    cids = {s: {n: str(file_cid(p)) for n, p in upstream[s].items()} for s in stages}
     receipts = {
-        s: StageReceipt(s, 1, f"bkey{s}", {n: f"bcid{n}" for n in upstream[s]}, {"stage": s}, duration_s=12.5)
+        s: StageReceipt(s, 1, f"bkey{s}", cids[s], {"stage": s}, duration_s=12.5)
         for s in reversed(stages)  # insertion order must not matter
     }
     if evaluate_metrics is not None:
-        receipts["evaluate"] = StageReceipt("evaluate", 1, "bkeyevaluate", {}, evaluate_metrics)
+        receipts["evaluate"] = StageReceipt("evaluate", 1, "bkeyevaluate", cids["evaluate"], evaluate_metrics)
     receipts["unrelated"] = StageReceipt("unrelated", 1, "bkeyu", {}, {})  # not upstream: left out
     out = tmp_path / "out"
     out.mkdir()
@@ -93,7 +96,7 @@ def test_package_gathers_upstream_outputs_into_a_verified_artifact(tmp_path: Pat
         assert [r["stage"] for r in m["receipts"]] == ["ingest", "recall", "distill", "decompose", "train", "evaluate"]
         assert all("duration_s" not in r for r in m["receipts"])  # no wall clock in the manifest
         assert m["receipts"][0]["key"] == "bkeyingest"
-        assert m["receipts"][0]["outputs"] == {"heldout.jsonl": "bcidheldout.jsonl", "train.jsonl": "bcidtrain.jsonl"}
+        assert m["receipts"][0]["outputs"] == {n: str(file_cid(p)) for n, p in ctx.upstream["ingest"].items()}
         try:
             from kolmbuild.compute import compute_block
         except ImportError:
@@ -121,6 +124,17 @@ def test_the_same_inputs_package_to_the_same_bytes(tmp_path: Path) -> None:
     package.run(a)
     package.run(b)
     assert a.output("artifact.kolm").read_bytes() == b.output("artifact.kolm").read_bytes()
+
+
+def test_a_component_that_disagrees_with_its_receipt_is_never_packaged(tmp_path: Path) -> None:
+    """The recipes file changed after decompose recorded it (a damaged cache object): the package
+    stage refuses to sign, and writes nothing."""
+    install_key(fixed_key())
+    ctx = _ctx(tmp_path)
+    ctx.upstream["decompose"]["recipes.json"].write_bytes(b'{"recipes":["tampered"]}')
+    with pytest.raises(ArtifactError, match=r"component 'recipes' is b\w+, but the decompose receipt's recipes.json is"):
+        package.run(ctx)
+    assert not ctx.output("artifact.kolm").exists()
 
 
 def test_a_malformed_train_record_fails_the_stage_by_name(tmp_path: Path) -> None:

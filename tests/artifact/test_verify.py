@@ -30,7 +30,7 @@ def test_a_fresh_artifact_verifies(sample) -> None:
     assert [c.name for c in report.checks] == [
         "archive", "manifest",
         "component:adapter_gguf", "component:eval", "component:heldout", "component:index",
-        "component:recipes", "component:verifier",
+        "component:recipes", "component:verifier", "receipts",
         "signer", "signature:model", "signature:zip",
     ]  # fmt: skip
     assert report.manifest_cid == sample.manifest_cid

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from tests.conftest import write
-
-
-def _with_install_rule(shell_project):
-    write(shell_project.root / "rules/pack.yaml", """
-        name: pack
-        version: 1
-        after: [joined, echo]
-        outputs: [artifact.kolm]
-        install: artifact.kolm
-        shell: echo pack >> runs.log; cat "$KOLM_UP_JOINED_JOINED_TXT" "$KOLM_UP_ECHO_ECHO_TXT" > "$KOLM_OUT/artifact.kolm"
-    """)
-    kf = shell_project.root / "kolmfile.yaml"
-    kf.write_text(kf.read_text().replace("pipeline: [count, joined, echo]", "pipeline: [count, joined, echo, pack]"))
-    return shell_project
+from tests.engine.conftest import add_pack_rule
 
 
 def test_out_names_the_installed_file(shell_project, tmp_path) -> None:
-    proj = _with_install_rule(shell_project)
+    proj = add_pack_rule(shell_project)
     r = proj.kolmbuild()
     assert r.returncode == 0, r.stderr
     default = proj.root / "artifacts/demo-0.1.0.kolm"

@@ -55,3 +55,31 @@ def test_dir_cid_rehashes_only_changed_files(tmp_path: Path) -> None:
     (d / ".hidden").write_text("still ignored")
     with StatCache(db) as sc:
         assert sc.dir_cid(d) == c2
+
+
+def test_a_damaged_stat_db_is_started_over_and_says_so(tmp_path: Path) -> None:
+    p = tmp_path / "f.txt"
+    p.write_text("hello")
+    db = tmp_path / "stat.db"
+    with StatCache(db) as sc:
+        first = sc.file_cid(p)
+    assert StatCache(db).rebuilt is None
+    db.write_bytes(b"garbage, not SQLite\n" * 100)
+    with StatCache(db) as sc:
+        assert sc.rebuilt is not None and "stat.db: unreadable (file is not a database)" in sc.rebuilt
+        assert sc.file_cid(p) == first and sc.hashed == 1  # re-hashed: the cache was lost, nothing else
+        assert sc.file_cid(p) == first and sc.hashed == 1
+
+
+def test_hash_stream_copies_what_it_hashes(tmp_path: Path) -> None:
+    import io
+
+    from kolmbuild.hashing.files import hash_stream
+
+    data = os.urandom(2 * (1 << 20) + 5)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    sink = io.BytesIO()
+    with open(src, "rb", buffering=0) as f:
+        digest, size = hash_stream(f, sink)
+    assert digest == hashlib.sha256(data).digest() and size == len(data) and sink.getvalue() == data
