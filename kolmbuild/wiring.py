@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 def check_budget(config: TargetConfig, root: Path) -> None:
     from kolmbuild.compute import check_budget as compute_check_budget
+    from kolmbuild.teacher import estimate_cost
 
-    compute_check_budget(config, root=root)
+    # the teacher's estimate counts against the same budget; compute does not import the teacher
+    compute_check_budget(config, root=root, teacher_cost=estimate_cost)
 
 
 def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging: Path) -> StageResult:
