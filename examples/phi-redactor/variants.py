@@ -264,9 +264,10 @@ _PIECE = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def _pieces(value: str) -> list[str]:
-    """The parts of an entity that would identify it if left in the output: alphanumeric runs of
-    at least two characters (a single-digit day alone identifies nothing)."""
-    return [p for p in _PIECE.findall(value) if len(p) >= 2]
+    """The parts of an entity that would identify it if left in the output: runs of two or more
+    digits, and words of three or more letters (a single-digit day, or a two-letter TLD such as
+    "de" that the sentence may hold as a word, identifies nothing)."""
+    return [p for p in _PIECE.findall(value) if len(p) >= (2 if p.isdigit() else 3)]
 
 
 def _leaked(value: str, output: str, expected: str) -> bool:
