@@ -23,6 +23,10 @@ from kolmbuild.recipes.span import Generalize, SpanRecipe, learn_span
 from kolmbuild.verifier.core import Verifier
 
 FORMAT = "kolm-recipes/1"
+# a pack whose span shapes have rare parts (a second pass an older runtime would skip, leaving e.g.
+# lower-case month names in clear) is written as version 2, so that such a runtime refuses it
+FORMAT_RARE = "kolm-recipes/2"
+READABLE = (FORMAT, FORMAT_RARE)
 ORDER = ("lookup", "span", "extract", "classifier")
 
 
@@ -69,12 +73,15 @@ class RecipePack:
         return results
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "recipes": [r.to_json() for r in self.recipes], "drafts": self.drafts.to_json()}
+        recipes = [r.to_json() for r in self.recipes]
+        rare = any(rule.get("rare") for r in recipes if r.get("kind") in ("span", "extract")
+                   for rule in r.get("rules", r.get("fields", [])))
+        return {"format": FORMAT_RARE if rare else FORMAT, "recipes": recipes, "drafts": self.drafts.to_json()}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RecipePack:
-        if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
-            raise ArtifactError(f"recipes.json: not a {FORMAT} document")
+        if not isinstance(doc, Mapping) or doc.get("format") not in READABLE:
+            raise ArtifactError(f"recipes.json: not a {FORMAT} or {FORMAT_RARE} document")
         try:
             recipes = tuple(_LOADERS[r["kind"]].from_json(r) for r in doc.get("recipes", []))
             return cls(recipes, DraftTable.from_json(doc.get("drafts")))

@@ -190,3 +190,14 @@ def test_trie_matches_exactly_its_words(words: list[str], probe: str, fold: bool
     expected = probe.lower() in {w.lower() for w in words} if fold else probe in words
     assert bool(rx.fullmatch(probe)) == expected
     assert all(rx.fullmatch(w) for w in words)
+
+
+def test_a_pack_with_a_rare_pass_is_format_2_and_plain_packs_stay_1(phi: Phi) -> None:
+    from kolmbuild.errors import ArtifactError
+
+    doc = phi.pack.to_json()
+    assert doc["format"] == "kolm-recipes/2"  # an older runtime (kolm-recipes/1 only) refuses it
+    assert _pack(phi, "exact").to_json()["format"] == "kolm-recipes/1"
+    assert RecipePack.from_json(json.loads(json.dumps(doc))).answer("on march 3, 2027") == "on [DATE]"
+    with pytest.raises(ArtifactError, match="kolm-recipes"):
+        RecipePack.from_json({**doc, "format": "kolm-recipes/3"})
