@@ -201,3 +201,29 @@ def test_a_pack_with_a_rare_pass_is_format_2_and_plain_packs_stay_1(phi: Phi) ->
     assert RecipePack.from_json(json.loads(json.dumps(doc))).answer("on march 3, 2027") == "on [DATE]"
     with pytest.raises(ArtifactError, match="kolm-recipes"):
         RecipePack.from_json({**doc, "format": "kolm-recipes/3"})
+
+
+def _invoice_rows(seed: int, n: int) -> list[dict[str, Any]]:
+    """JSON extraction: the due date (ISO in every example) and phone numbers (dashed)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        due = f"{rng.randint(2024, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        phone = f"{rng.randint(201, 989)}-{rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
+        text = f"Invoice #{rng.randint(100, 999)} is due {due}; questions to {phone}."
+        rows.append({"input": text, "output": {"due": due, "phone": phone}})
+    return rows
+
+
+def test_extraction_generalizes_too() -> None:
+    shape = ShapeSpec(output="json")
+    train = as_examples(_invoice_rows(1, 60))  # type: ignore[arg-type]
+    held = as_examples(_invoice_rows(2, 20), 1000)  # type: ignore[arg-type]
+    verifier = synthesize(train, shape, VerifierSpec(), Path("."))
+    text = "Invoice #412 is due March 3, 2027; questions to (415) 555-0199."
+    broad = learn(train, held, verifier, RecipesSpec(kinds=["span"]), shape)
+    assert [r.kind for r in broad.recipes] == ["extract"]
+    assert broad.answer(text) == {"due": "March 3, 2027", "phone": "(415) 555-0199"}
+    exact = learn(train, held, verifier, RecipesSpec(kinds=["span"], generalize="exact"), shape)
+    assert exact.answer(text) == {"due": None, "phone": "(415) 555-0199"}  # ISO dates only: as the examples show
+    assert broad.report["recipes"][0]["notes"]["generalize"]["kept"] == "broad"
