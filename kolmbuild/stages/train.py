@@ -193,7 +193,6 @@ def _train_in_process(
     rows: list[tuple[Any, Any]], pairs: list[tuple[Any, Any, Any]], device: str, workdir: Path,
     contexts: tuple[list[Any], list[Any]],
 ) -> tuple[int, float, int, str]:
-    from kolmbuild.compute.stage_runner import REMOTE_ENV
     from kolmbuild.train.encoding import encode_examples, encode_pairs
     from kolmbuild.train.progress import wants_lines
     from kolmbuild.train.trainer import TrainData, load_base, pick_device, train_lora
@@ -205,7 +204,7 @@ def _train_in_process(
         tuple(encode_pairs(loaded.tokenizer, description, shape, pairs, settings.max_seq_len, contexts[1])),
     )
     result = train_lora(loaded, data, settings, ctx.outdir, checkpoint_dir=workdir, progress=ctx.progress,
-                        step_lines=wants_lines() or bool(os.environ.get(REMOTE_ENV)))
+                        step_lines=wants_lines())  # a remote machine's stderr is no terminal either
     return result.steps, result.final_loss, result.trainable_params, loaded.device
 
 
