@@ -21,7 +21,7 @@ from kolmbuild.data.examples import Example
 from kolmbuild.recipes.align import alignable, placeholder_vocabulary, spans_for
 from kolmbuild.recipes.induce import Level, induce, library_cover
 from kolmbuild.recipes.library import BROAD, LIBRARY
-from kolmbuild.recipes.shape import BOUNDARY_CLASS, FLAGS, Shape, plain_regex
+from kolmbuild.recipes.shape import BOUNDARY_CLASS, FLAGS, Alt, Shape, plain_regex
 
 BOUNDARIES = ("word", "strict")
 BATCH_CHUNK = 256
@@ -97,7 +97,7 @@ def _runs(rules: Sequence[SpanRule]) -> tuple[list[_Run], dict[str, frozenset[st
     chars: dict[str, frozenset[str]] = {}
     # every rule's alternatives in priority order, then the rare parts' triggers (token None: they
     # only signal), last so that they never take a position another alternative matches
-    entries = [(alt, r.boundary, r.token) for r in rules for alt in r.shape.alts]
+    entries: list[tuple[Alt, str, str | None]] = [(alt, r.boundary, r.token) for r in rules for alt in r.shape.alts]
     entries += [(rare.trigger, r.boundary, None) for r in rules for rare in r.shape.rare]
     for alt, boundary, token in entries:
         mine = chars.setdefault(alt.first, _members(alt.first))
