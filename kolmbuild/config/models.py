@@ -86,6 +86,10 @@ class RecipesSpec(_Strict):
     kinds: list[Literal["span", "lookup", "classifier"]] = ["span", "lookup", "classifier"]
     min_accuracy: float = Field(default=0.95, ge=0, le=1)
     drafts: bool = True
+    # span redaction/extraction: "broad" offers each entity's shape in every known format first and
+    # keeps it unless it errs where a narrower shape does not; "exact" keeps the formats the examples
+    # show (docs/recipes.md)
+    generalize: Literal["broad", "exact"] = "broad"
 
 
 class BaseModelSpec(_Strict):
