@@ -99,6 +99,12 @@ class TrainSpec(_Strict):
     preference: Literal["none", "dpo", "orpo"] = "none"
 
 
+class LimitsSpec(_Strict):
+    """Bounds on what a task's files may hold, so one huge example cannot exhaust memory or time."""
+
+    max_example_bytes: int = Field(default=1 << 20, ge=64, le=1 << 30)  # one JSONL line of examples/eval
+
+
 class TaskSpec(_Strict):
     name: str
     version: str = "0.1.0"
@@ -114,6 +120,7 @@ class TaskSpec(_Strict):
     recipes: RecipesSpec = RecipesSpec()
     base: BaseModelSpec = BaseModelSpec()
     train: TrainSpec = TrainSpec()
+    limits: LimitsSpec = LimitsSpec()
 
     @field_validator("name")
     @classmethod

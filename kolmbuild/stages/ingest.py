@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.config.models import ShapeSpec, SplitSpec
+from kolmbuild.config.models import LimitsSpec, ShapeSpec, SplitSpec
 from kolmbuild.data import Example, load_examples, seeded_split, write_json, write_jsonl
 from kolmbuild.engine.stage import StageContext, StageResult
 from kolmbuild.errors import DataError
@@ -45,14 +45,15 @@ def split_rows(
 def run(ctx: StageContext) -> StageResult:
     shape = spec_from(ShapeSpec, ctx.param("task.shape"), "task.shape")
     split = spec_from(SplitSpec, ctx.param("task.split"), "task.split")
+    limit = spec_from(LimitsSpec, ctx.param("task.limits"), "task.limits").max_example_bytes
     examples_path = _local(ctx, "task.examples")
     if examples_path is None:
         raise DataError("task.examples is not set")
     eval_path = _local(ctx, "task.eval")
     ctx.progress.start("validate examples", total=2 if eval_path else 1)
-    examples = load_examples(examples_path, shape)
+    examples = load_examples(examples_path, shape, limit)
     ctx.progress.advance()
-    evals = load_examples(eval_path, shape) if eval_path else None
+    evals = load_examples(eval_path, shape, limit) if eval_path else None
     if evals is not None:
         ctx.progress.advance()
     train, held, record = split_rows(examples, evals, split)
