@@ -19,8 +19,6 @@ from kolmbuild.cli.main import cli
 from kolmbuild.errors import ArtifactError, KolmError, printable
 from kolmbuild.hashing import canonical_json
 
-from .conftest import write_sample
-
 CONTROL = ("\x1b", "\x07", "\x08", "\r", "\u202e", "\x9b")
 
 
