@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from kolmbuild.config.compose import ComposedTarget, Composer, is_override, split_sweeps
+from kolmbuild.config.interp import DYNAMIC
 from kolmbuild.config.kolmfile import Project, load_project
 from kolmbuild.engine import stamp
 from kolmbuild.engine.build import BuildOptions, Engine, TargetOutcome
@@ -91,6 +92,9 @@ def _write_stamp(ctx: click.Context, engine: Engine, composed: Sequence[Composed
             if p.record is not None:
                 objects.update(engine.store.path_of(c) for c in p.record.outputs.values())
     env_names = [v for r in engine.rules.values() for v in r.spec.env]
+    env_names += [n for t in composed for n in t.env_names]  # ${oc.env:…} in the config
+    if DYNAMIC in env_names:  # ${oc.env:${x}}: no fixed variable to watch, so no fast path
+        return
     stamp.write_stamp(
         project.cache_dir, stamp.stamp_key(os.getcwd(), args), files=files, dirs=dirs, objects=objects,
         env_names=env_names, build_message=message, status_lines=status_lines,

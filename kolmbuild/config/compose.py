@@ -10,6 +10,7 @@ Sweeps (``-m backend=a,b``) are expanded here with Hydra's override parser, one 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kolmbuild.config import limits
+from kolmbuild.config.envvalues import fingerprint, lookup_path, public_tree
+from kolmbuild.config.interp import EnvLeaf, analyze
 from kolmbuild.config.kolmfile import Project
 from kolmbuild.config.models import BackendSpec, GatesSpec, TargetConfig, TaskSpec
 from kolmbuild.config.yamlpos import where
@@ -53,12 +57,29 @@ class ComposedTarget:
     config: TargetConfig
     sources: tuple[Path, ...]  # the group option files this config was composed from
     choices: tuple[tuple[str, str], ...] = ()  # group -> chosen option, e.g. ("gates", "strict")
+    env_leaves: tuple[EnvLeaf, ...] = ()  # values that came from ${oc.env:…}
+    env_prints: tuple[tuple[str, str], ...] = ()  # (dotted key, fingerprint of its value)
 
     def choice(self, group: str) -> str:
         return dict(self.choices).get(group, "")
 
     def dump(self) -> dict[str, Any]:
+        """The config as it may be recorded (keys, state.db, manifest, --cfg): a value from the
+        environment appears as its interpolation, e.g. ``${oc.env:OPENAI_API_KEY}``."""
+        return public_tree(self.real_dump(), self.env_leaves)
+
+    def real_dump(self) -> dict[str, Any]:
+        """The config with the environment's values: for use in this process only, never recorded."""
         return self.config.model_dump(mode="json", by_alias=True)
+
+    def env_values(self) -> dict[str, Any]:
+        """Dotted key → the value the environment gave it (what a stage reads, never recorded)."""
+        real = self.real_dump()
+        return {leaf.dotted: lookup_path(real, leaf.path) for leaf in self.env_leaves}
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return tuple(sorted({n for leaf in self.env_leaves for n in leaf.names}))
 
 
 def conf_dirs(project: Project) -> list[Path]:
@@ -114,10 +135,12 @@ def split_sweeps(overrides: Sequence[str]) -> list[list[str]]:
 
     if not overrides:
         return [[]]
+    limits.check_overrides(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as exc:
         raise ConfigError(f"bad override: {exc}") from exc
+    limits.sweep_points(parsed)
     batches = BasicSweeper.split_arguments(parsed, None)
     return [list(point) for batch in batches for point in batch]
 
@@ -128,6 +151,7 @@ def check_no_sweep(overrides: Sequence[str]) -> None:
 
     if not overrides:
         return
+    limits.check_overrides(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as exc:
@@ -147,6 +171,11 @@ class Composer:
         self.project = project
         self.dirs = conf_dirs(project)
         self._backend = default_backend(project, _user_default_backend)
+        builtin = builtin_dir("conf").resolve()
+        for d in self.dirs:
+            if d != builtin:  # the project's own group files: Hydra would expand their aliases unchecked
+                for f in sorted(d.rglob("*.yaml")):
+                    _check_yaml_file(f, project.root)
 
     def compose(self, target: str, overrides: Sequence[str] = ()) -> ComposedTarget:
         from hydra import compose, initialize_config_dir
@@ -191,6 +220,12 @@ class Composer:
                 choices = dict(cfg.hydra.runtime.choices)
                 with open_dict(cfg):
                     del cfg["hydra"]
+                analysis = analyze(OmegaConf.to_container(cfg, resolve=False))
+                if analysis.size > limits.MAX_CONFIG_CHARS:
+                    raise ConfigError(
+                        f"{where_from}: the composed config would expand to {analysis.size:,} characters, over the "
+                        f"limit of {limits.MAX_CONFIG_CHARS:,} (interpolations that repeat other nodes, or huge values)"
+                    )
                 data = OmegaConf.to_container(cfg, resolve=True)
         except MissingConfigException as exc:
             raise ConfigError(self._missing_message(target, str(exc))) from exc
@@ -200,6 +235,8 @@ class Composer:
             raise ConfigError(f"{where_from}: {msg}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{where_from}: invalid YAML in a config group file: {exc}") from exc
+        except RecursionError:
+            raise ConfigError(f"{where_from}: the config nests too deeply to resolve") from None
         assert isinstance(data, dict)
         sources: dict[str, Path] = {}
         for group in GROUPS:
@@ -208,12 +245,32 @@ class Composer:
                 sources[group] = opts[choices[group]]
         if isinstance(data.get("backend"), dict):
             data["backend"].setdefault("name", choices.get("backend", ""))
+        origin = functools.partial(self._origin, sources=sources, overrides=all_overrides)
+        limits.check_values(data, origin)
+        leaves = analysis.env_leaves
+        _check_api_key(data, leaves, origin)
         try:
             config = TargetConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(self._validation_message(exc, sources)) from exc
+            raise ConfigError(self._validation_message(exc, sources, all_overrides)) from exc
         chosen = tuple((g, str(choices[g])) for g in GROUPS if choices.get(g) is not None)
-        return ComposedTarget(target, tuple(all_overrides), config, tuple(sources.values()), chosen)
+        real = config.model_dump(mode="json", by_alias=True)
+        prints = tuple((leaf.dotted, fingerprint(leaf, lookup_path(real, leaf.path))) for leaf in leaves)
+        return ComposedTarget(target, tuple(all_overrides), config, tuple(sources.values()), chosen, leaves, prints)
+
+    def _origin(self, dotted: str, *, sources: dict[str, Path], overrides: Sequence[str]) -> str:
+        """Where the value of ``dotted`` was set: the last override that names it, else its group file."""
+        for o in reversed(overrides):
+            key = o.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+            if key in GROUPS:  # choosing a group option: the option's file says where a key came from
+                continue
+            if key == dotted or dotted.startswith(key + "."):
+                return f"override '{o if len(o) <= 80 else o[:79] + '…'}'"
+        parts = dotted.split(".")
+        src = sources.get(parts[0])
+        if src is not None:
+            return where(src, parts[1:], self.project.root)
+        return self.project.kolmfile_path.name
 
     def _missing_message(self, target: str, raw: str) -> str:
         for group in GROUPS:
@@ -226,14 +283,13 @@ class Composer:
                 )
         return f"target {target!r}: {raw.splitlines()[0]}"
 
-    def _validation_message(self, exc: ValidationError, sources: dict[str, Path]) -> str:
-        """One line per error, located in the group file that supplied the key when known."""
+    def _validation_message(self, exc: ValidationError, sources: dict[str, Path], overrides: Sequence[str] = ()) -> str:
+        """One line per error, located in the override or group file that supplied the key when known."""
         lines = []
         for e in exc.errors():
             loc = [str(p) for p in e["loc"]]
             dotted = ".".join(loc)
-            src = sources.get(loc[0]) if loc else None
-            at = where(src, loc[1:], self.project.root) if src else self.project.kolmfile_path.name
+            at = self._origin(dotted, sources=sources, overrides=overrides)
             if e["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif e["type"] == "missing":
@@ -242,6 +298,31 @@ class Composer:
                 msg = e["msg"] + (f" (got {e['input']!r})" if not isinstance(e.get("input"), dict) else "")
             lines.append(f"{at}: {dotted}: {msg}")
         return "\n".join(lines)
+
+
+def _check_yaml_file(path: Path, root: Path) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # Hydra reports an unreadable file when (and if) it loads it
+    try:
+        shown = str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        shown = str(path)
+    limits.check_yaml(text, shown)
+
+
+def _check_api_key(data: dict[str, Any], leaves: Sequence[EnvLeaf], origin: Callable[[str], str]) -> None:
+    """``task.teacher.api_key`` must come from the environment: a key written into a config file
+    would be recorded in the cache and signed into the artifact."""
+    if lookup_path(data, ("task", "teacher", "api_key")) is None:
+        return
+    if not any(leaf.dotted in ("task.teacher.api_key", "task.teacher", "task") for leaf in leaves):
+        raise ConfigError(
+            f"{origin('task.teacher.api_key')}: task.teacher.api_key: write the key as ${{oc.env:NAME}} "
+            "(a key written in a config file would be recorded in the cache and the artifact)",
+            hint="or name the variable with task.teacher.api_key_env: NAME",
+        )
 
 
 def compose_all(

@@ -51,6 +51,8 @@ class TeacherSpec(_Strict):
     model: str
     base_url: str | None = None
     api_key_env: str = "KOLM_TEACHER_TOKEN"
+    # the key itself, only as ${oc.env:NAME} (compose refuses a literal): used, never recorded
+    api_key: str | None = Field(default=None, repr=False)
     price_in_per_mtok: float = Field(default=0.0, ge=0)
     price_out_per_mtok: float = Field(default=0.0, ge=0)
     k: int = Field(default=8, ge=1)

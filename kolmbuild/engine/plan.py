@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kolmbuild.config.compose import ComposedTarget
+from kolmbuild.config.envvalues import under
 from kolmbuild.engine.rules import Rule
 from kolmbuild.engine.store import RunDB, RunRecord, Store
 from kolmbuild.errors import DataError
@@ -124,7 +125,8 @@ class Planner:
         self.runs = runs
         self.stats = stats
         self.watched = watched if watched is not None else Watched()
-        self.tree = composed.dump()
+        self.tree = composed.dump()  # values from ${oc.env:…} appear as written, never as values
+        self._real_tree = composed.real_dump() if composed.env_leaves else self.tree  # input paths only
         self._input_cids: dict[str, str | None] = {}
 
     @property
@@ -132,7 +134,7 @@ class Planner:
         return self.composed.name
 
     def input_path(self, dotted: str) -> Path | None:
-        value = lookup(self.tree, dotted)
+        value = lookup(self._real_tree, dotted)
         if value is None:
             return None
         if not isinstance(value, str):
@@ -145,7 +147,7 @@ class Planner:
     def input_cid(self, dotted: str) -> str | None:
         if dotted in self._input_cids:
             return self._input_cids[dotted]
-        value = lookup(self.tree, dotted)
+        value = lookup(self._real_tree, dotted)
         cid: str | None
         if value is None:
             cid = None
@@ -166,7 +168,7 @@ class Planner:
 
     def key_doc(self, rule: Rule, upstream: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
         spec = rule.spec
-        return {
+        doc = {
             "rule": spec.name,
             "version": spec.version,
             "code": code_identity(spec.action, spec.shell),
@@ -175,6 +177,11 @@ class Planner:
             "env": {v: env_fingerprint(v) for v in spec.env},
             "upstream": {s: dict(upstream[s]) for s in spec.after},
         }
+        # config values from ${oc.env:…} under this rule's reads: fingerprints, as for `env`
+        config_env = {k: fp for k, fp in self.composed.env_prints if any(under(k, r) for r in spec.reads)}
+        if config_env:
+            doc["config_env"] = config_env
+        return doc
 
     def record_for(self, key: str) -> RunRecord | None:
         rec = self.runs.get(key)
@@ -216,8 +223,9 @@ class Planner:
             reasons.append(f"rule version {last_doc.get('version')} -> {doc['version']}")
         if last_doc.get("code") != doc["code"]:
             reasons.append("rule's command changed" if doc["code"].get("shell") else "action code changed")
-        for section, label in (("inputs", "input"), ("params", "config"), ("env", "env"), ("upstream", "upstream")):
-            old, new = last_doc.get(section, {}), doc[section]
+        for section, label in (("inputs", "input"), ("params", "config"), ("env", "env"),
+                               ("config_env", "config from env"), ("upstream", "upstream")):
+            old, new = last_doc.get(section, {}), doc.get(section, {})
             for k in sorted(set(old) | set(new)):
                 if old.get(k) != new.get(k):
                     reasons.append(f"{label} {k} changed")

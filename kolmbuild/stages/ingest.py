@@ -45,7 +45,11 @@ def split_rows(
 def run(ctx: StageContext) -> StageResult:
     shape = spec_from(ShapeSpec, ctx.param("task.shape"), "task.shape")
     split = spec_from(SplitSpec, ctx.param("task.split"), "task.split")
-    limit = spec_from(LimitsSpec, ctx.param("task.limits"), "task.limits").max_example_bytes
+    try:
+        declared_limits = ctx.param("task.limits")
+    except KeyError:  # a project's own ingest rule that predates task.limits: the default limits
+        declared_limits = None
+    limit = spec_from(LimitsSpec, declared_limits, "task.limits").max_example_bytes
     examples_path = _local(ctx, "task.examples")
     if examples_path is None:
         raise DataError("task.examples is not set")
