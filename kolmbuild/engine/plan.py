@@ -162,7 +162,11 @@ class Planner:
                 self.watched.dirs.add(path)
             else:
                 self.watched.files.add(path)
-            cid = str(self.stats.path_cid(path))
+            try:
+                cid = str(self.stats.path_cid(path))
+            except OSError as exc:  # a symlink loop, an unreadable file inside a folder
+                where = exc.filename or path
+                raise DataError(f"target {self.target!r}: {dotted}: {where}: {exc.strerror or exc}") from None
         self._input_cids[dotted] = cid
         return cid
 
