@@ -26,7 +26,7 @@ from kolmbuild.config.interp import EnvLeaf, analyze
 from kolmbuild.config.kolmfile import Project
 from kolmbuild.config.models import BackendSpec, GatesSpec, TargetConfig, TaskSpec
 from kolmbuild.config.yamlpos import where
-from kolmbuild.errors import ConfigError
+from kolmbuild.errors import ConfigError, KolmError
 from kolmbuild.resources import builtin_dir
 
 GROUPS = ("task", "backend", "gates")
@@ -237,7 +237,15 @@ class Composer:
             raise ConfigError(f"{where_from}: invalid YAML in a config group file: {exc}") from exc
         except RecursionError:
             raise ConfigError(f"{where_from}: the config nests too deeply to resolve") from None
-        assert isinstance(data, dict)
+        except KolmError:
+            raise
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # Hydra and OmegaConf raise plain Python errors for some malformed group files (a YAML
+            # document that is a !!binary scalar is "OSError: Invalid loaded object type: bytes"):
+            # every input here is the user's config, so each is a config error, located by target
+            raise ConfigError(f"{where_from}: a config group file could not be composed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where_from}: the composed config is not a mapping")
         sources: dict[str, Path] = {}
         for group in GROUPS:
             opts = group_options(self.dirs, group)
