@@ -48,21 +48,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> ShellProject:
     return ShellProject(Path(tmp_path_factory.mktemp("fuzzproj")) / "p")
 
 
-def _write(path: Path, text: str) -> None:
-    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+def _status_with(project: ShellProject, rel: str, text: str) -> None:
+    """``status`` with the project's file ``rel`` holding ``text`` (restored after)."""
+    path = project.root / rel
+    original = path.read_bytes()
+    try:
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        invoke("-C", str(project.root), "status")
+    finally:
+        path.write_bytes(original)
 
 
 @pytest.mark.timeout(300)
 @fuzz(60)
 @given(text=st.one_of(kolmfiles.map(_dump), yaml_snippets, st.text(max_size=80)))
 def test_kolmfile(project: ShellProject, text: str) -> None:
-    kolmfile = project.root / "kolmfile.yaml"
-    original = kolmfile.read_bytes()
-    try:
-        _write(kolmfile, text)
-        invoke("-C", str(project.root), "status")
-    finally:
-        kolmfile.write_bytes(original)
+    _status_with(project, "kolmfile.yaml", text)
 
 
 @pytest.mark.timeout(300)
@@ -71,13 +72,7 @@ def test_kolmfile(project: ShellProject, text: str) -> None:
                                                   "corpus": "corpus", **(t if isinstance(t, dict) else {"train": t})})),
                       yaml_snippets, st.text(max_size=80)))
 def test_config_group_file(project: ShellProject, text: str) -> None:
-    task = project.root / "conf/task/demo.yaml"
-    original = task.read_bytes()
-    try:
-        _write(task, text)
-        invoke("-C", str(project.root), "status")
-    finally:
-        task.write_bytes(original)
+    _status_with(project, "conf/task/demo.yaml", text)
 
 
 override_keys = st.sampled_from(["task.train.rank", "task.train.lr", "task.description", "task.split.holdout", "gates.K_min",
