@@ -3,7 +3,8 @@
 A stage's key is the CID of the canonical JSON of::
 
     {rule, version, code: {shell | action (+ kolmbuild release)}, params: {path: subtree},
-     inputs: {path: CID}, env: {VAR: digest}, upstream: {stage: {output: CID}}}
+     inputs: {path: CID}, env: {VAR: digest}, upstream: {stage: {output: CID}},
+     config_env?: {key: digest}}   # values from ${oc.env:…}: params hold the interpolation
 
 Up to date ⇔ a run with that key is recorded and all its outputs are in the store. Upstream
 *output* CIDs (not keys) go into the key, so a stage that reruns and makes the same bytes stops
