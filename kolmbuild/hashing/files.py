@@ -8,9 +8,11 @@ a directory whose whole stat listing is unchanged is not even looked at file by 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from kolmbuild.hashing.cid import CID, cid_of_json, parse_cid
@@ -24,7 +26,11 @@ def hash_file(path: str | os.PathLike[str]) -> bytes:
     h = hashlib.sha256()
     buf = bytearray(_BUF)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; only regular files are read
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb", buffering=0) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
         while n := f.readinto(buf):
             h.update(view[:n])
     return h.digest()

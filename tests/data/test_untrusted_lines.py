@@ -130,3 +130,13 @@ def test_an_empty_file_says_so_without_a_line_zero(tmp_path: Path) -> None:
         load_examples(empty, ShapeSpec())
     r = CliRunner().invoke(cli, ["seeds", "validate", "--json", str(empty)])
     assert r.exit_code == 2 and json.loads(r.output)["error"] == "no examples (the file is empty)"
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_as_the_examples_of_a_build_is_refused_without_hanging(shell_project) -> None:
+    examples = shell_project.root / "data" / "train.jsonl"
+    examples.unlink()
+    os.mkfifo(examples)
+    r = shell_project.kolmbuild("status")  # the planner hashes task.examples before any stage runs
+    assert r.returncode == 2, r.stderr
+    assert f"task.examples: {examples}: not a regular file (a FIFO" in r.stderr and "Traceback" not in r.stderr
