@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kolmbuild.config import limits
-from kolmbuild.config.envvalues import fingerprint, lookup_path, public_tree
+from kolmbuild.config.envvalues import fingerprint, is_secret_name, lookup_path, public_tree, under
 from kolmbuild.config.interp import EnvLeaf, analyze
 from kolmbuild.config.kolmfile import Project
 from kolmbuild.config.models import BackendSpec, GatesSpec, TargetConfig, TaskSpec
@@ -254,15 +254,17 @@ class Composer:
         if isinstance(data.get("backend"), dict):
             data["backend"].setdefault("name", choices.get("backend", ""))
         origin = functools.partial(self._origin, sources=sources, overrides=all_overrides)
-        limits.check_values(data, origin)
         leaves = analysis.env_leaves
+        from_env = functools.partial(_from_env, tuple(leaf.dotted for leaf in leaves))
+        limits.check_values(data, origin, hidden=from_env)
         _check_api_key(data, leaves, origin)
         try:
             config = TargetConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(self._validation_message(exc, sources, all_overrides)) from exc
+            raise ConfigError(self._validation_message(exc, sources, all_overrides, from_env)) from exc
         chosen = tuple((g, str(choices[g])) for g in GROUPS if choices.get(g) is not None)
         real = config.model_dump(mode="json", by_alias=True)
+        limits.check_values(real, origin, hidden=from_env)  # again after coercion: "9"*30 from $VAR is an int now
         prints = tuple((leaf.dotted, fingerprint(leaf, lookup_path(real, leaf.path))) for leaf in leaves)
         return ComposedTarget(target, tuple(all_overrides), config, tuple(sources.values()), chosen, leaves, prints)
 
@@ -273,6 +275,8 @@ class Composer:
             if key in GROUPS:  # choosing a group option: the option's file says where a key came from
                 continue
             if key == dotted or dotted.startswith(key + "."):
+                if is_secret_name(key.rsplit(".", 1)[-1]):  # never echo a credential typed on the command line
+                    return f"override '{o.split('=', 1)[0]}=…'"
                 return f"override '{o if len(o) <= 80 else o[:79] + '…'}'"
         parts = dotted.split(".")
         src = sources.get(parts[0])
@@ -291,8 +295,10 @@ class Composer:
                 )
         return f"target {target!r}: {raw.splitlines()[0]}"
 
-    def _validation_message(self, exc: ValidationError, sources: dict[str, Path], overrides: Sequence[str] = ()) -> str:
-        """One line per error, located in the override or group file that supplied the key when known."""
+    def _validation_message(self, exc: ValidationError, sources: dict[str, Path], overrides: Sequence[str] = (),
+                            hidden: Callable[[str], bool] = lambda dotted: False) -> str:
+        """One line per error, located in the override or group file that supplied the key when known;
+        a value from the environment (``hidden``) is never quoted."""
         lines = []
         for e in exc.errors():
             loc = [str(p) for p in e["loc"]]
@@ -303,9 +309,14 @@ class Composer:
             elif e["type"] == "missing":
                 msg = "required key is missing"
             else:
-                msg = e["msg"] + (f" (got {e['input']!r})" if not isinstance(e.get("input"), dict) else "")
+                shown = not isinstance(e.get("input"), dict) and not hidden(dotted)
+                msg = e["msg"] + (f" (got {e['input']!r})" if shown else "")
             lines.append(f"{at}: {dotted}: {msg}")
         return "\n".join(lines)
+
+
+def _from_env(env_keys: Sequence[str], dotted: str) -> bool:
+    return any(under(dotted, k) for k in env_keys)
 
 
 def _check_yaml_file(path: Path, root: Path) -> None:

@@ -107,9 +107,10 @@ def sweep_points(parsed: Sequence[Any]) -> int:
     return total
 
 
-def check_values(data: Mapping[str, Any], origin: Callable[[str], str]) -> None:
+def check_values(data: Mapping[str, Any], origin: Callable[[str], str],
+                 hidden: Callable[[str], bool] = lambda key: False) -> None:
     """Every value of a resolved config is one JSON holds exactly; ``origin(key)`` says where a
-    key's value came from (an override, a group file)."""
+    key's value came from (an override, a group file); a ``hidden(key)`` value is never quoted."""
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         key, value = stack.pop()
@@ -121,7 +122,8 @@ def check_values(data: Mapping[str, Any], origin: Callable[[str], str]) -> None:
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int) and not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-            problem = f"integer {str(value)[:40]} is out of range (config integers are exact up to ±2^53)"
+            shown = "" if hidden(key) else f" {str(value)[:40]}"
+            problem = f"integer{shown} is out of range (config integers are exact up to ±2^53)"
         elif isinstance(value, float) and not math.isfinite(value):
             problem = f"{value} is not a finite number"
         elif isinstance(value, str):

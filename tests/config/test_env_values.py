@@ -99,7 +99,20 @@ def test_a_literal_api_key_in_config_is_refused(tmp_path: Path, teacher) -> None
     assert "conf/task/caps.yaml:" in r.output and "task.teacher.api_key: write the key as ${oc.env:NAME}" in r.output
     assert SECRET not in r.output
     r = _kolm(root, "status", f"task.teacher.api_key={SECRET}")
-    assert r.exit_code == 2 and f"override 'task.teacher.api_key={SECRET}'" in r.output
+    assert r.exit_code == 2 and "override 'task.teacher.api_key=…': task.teacher.api_key: write the key" in r.output
+    assert SECRET not in r.output  # a credential typed on the command line is not echoed back
+
+
+def test_a_value_from_the_environment_is_never_quoted_in_an_error(tmp_path: Path, teacher, monkeypatch) -> None:
+    _, url = teacher
+    root = tmp_path / "proj"
+    _teacher_project(root, url, "${oc.env:KOLM_T_OPENAI_API_KEY}")
+    monkeypatch.setenv("KOLM_T_OPENAI_API_KEY", SECRET)
+    for override in ("task.teacher.k=${oc.env:KOLM_T_OPENAI_API_KEY}", "task.train.seed=${oc.env:KOLM_T_BIG}"):
+        monkeypatch.setenv("KOLM_T_BIG", "9" * 30)
+        r = _kolm(root, "status", override)
+        assert r.exit_code == 2, r.output
+        assert SECRET not in r.output and "9" * 30 not in r.output, r.output
 
 
 def test_env_values_in_the_task_never_reach_the_manifest_state_or_output(tmp_path: Path, monkeypatch) -> None:
