@@ -220,13 +220,14 @@ class Composer:
                 choices = dict(cfg.hydra.runtime.choices)
                 with open_dict(cfg):
                     del cfg["hydra"]
-                analysis = analyze(OmegaConf.to_container(cfg, resolve=False))
+                raw: Any = OmegaConf.to_container(cfg, resolve=False)
+                analysis = analyze(raw)
                 if analysis.size > limits.MAX_CONFIG_CHARS:
                     raise ConfigError(
                         f"{where_from}: the composed config would expand to {analysis.size:,} characters, over the "
                         f"limit of {limits.MAX_CONFIG_CHARS:,} (interpolations that repeat other nodes, or huge values)"
                     )
-                data = OmegaConf.to_container(cfg, resolve=True)
+                data: Any = OmegaConf.to_container(cfg, resolve=True)
         except MissingConfigException as exc:
             raise ConfigError(self._missing_message(target, str(exc))) from exc
         except (HydraException, OmegaConfBaseException) as exc:

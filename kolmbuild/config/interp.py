@@ -59,7 +59,7 @@ class _Refs:
 
 
 def _parse_refs(text: str, parent: Path, where: str) -> _Refs:
-    from antlr4.tree.Tree import TerminalNode
+    from antlr4.tree.Tree import TerminalNode  # type: ignore[import-untyped]
     from omegaconf import grammar_parser
     from omegaconf.errors import GrammarParseError
     from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as P

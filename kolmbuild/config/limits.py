@@ -91,11 +91,14 @@ def sweep_points(parsed: Sequence[Any]) -> int:
         if not o.is_sweep_override():
             continue
         value = o.value()
+        choices = getattr(value, "list", None)
         if isinstance(value, RangeSweep):
-            start, stop, step = value.start, value.stop, value.step
+            start: Any = value.start
+            stop: Any = value.stop
+            step: Any = value.step
             n = 0 if not step or (stop - start) / step <= 0 else math.ceil((stop - start) / step)
-        elif isinstance(value, Sweep) and isinstance(getattr(value, "list", None), list):
-            n = len(value.list)
+        elif isinstance(value, Sweep) and isinstance(choices, list):
+            n = len(choices)
         else:  # glob() over a group's options is as long as the group; interval() Hydra refuses
             n = 1
         total *= max(n, 1)
