@@ -131,7 +131,7 @@ def split_sweeps(overrides: Sequence[str]) -> list[list[str]]:
     """Expand Hydra sweep syntax (``a,b``, ``range(1,3)``, ``choice(x,y)``) into one list per point."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
+    from hydra.errors import HydraException, OverrideParseException
 
     if not overrides:
         return [[]]
@@ -141,7 +141,10 @@ def split_sweeps(overrides: Sequence[str]) -> list[list[str]]:
     except OverrideParseException as exc:
         raise ConfigError(f"bad override: {exc}") from exc
     limits.sweep_points(parsed)
-    batches = BasicSweeper.split_arguments(parsed, None)
+    try:
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except HydraException as exc:  # glob() needs Hydra's config loader, interval() cannot be listed
+        raise ConfigError(f"bad sweep: {exc}", hint="sweep over listed values: a,b or choice(a,b) or range(…)") from exc
     return [list(point) for batch in batches for point in batch]
 
 

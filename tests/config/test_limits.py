@@ -85,9 +85,10 @@ def test_a_computed_interpolation_key_is_refused_with_a_message(shell_project) -
         (["task.train.lr=1e999"], "override 'task.train.lr=1e999': task.train.lr: inf is not a finite number"),
         (["task.train.lr=nan"], "override 'task.train.lr=nan': task.train.lr: nan is not a finite number"),
         (["gates.K_min=-inf"], "override 'gates.K_min=-inf': gates.K_min: -inf is not a finite number"),
+        (["-m", "task.train.rank=glob(*)"], "bad sweep: ConfigLoader is not set"),
     ],
     ids=["huge-override", "too-many-overrides", "huge-sweep", "sweep-product", "int-over-2^53", "negative-int",
-         "float-overflow", "nan", "negative-inf"],
+         "float-overflow", "nan", "negative-inf", "glob-sweep"],
 )
 def test_overrides_out_of_bounds_exit_2(shell_project, args: list[str], expected: str) -> None:
     code, out = _invoke(shell_project, *args)

@@ -23,6 +23,7 @@ FUZZ = settings(
     print_blob=True,
 )
 SCALE = float(os.environ.get("KOLM_FUZZ_EXAMPLES", "1"))
+TIMEOUT = int(300 * max(SCALE, 1))  # per test, for pytest.mark.timeout: grows with KOLM_FUZZ_EXAMPLES
 PER_EXAMPLE_S = 20.0  # far above what any input needs; a slower one is a hang
 
 

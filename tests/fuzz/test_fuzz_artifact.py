@@ -18,7 +18,7 @@ from kolmbuild.artifact.zipio import write_zip
 from kolmbuild.hashing import canonical_json
 from tests.artifact.conftest import fixed_key, write_sample
 
-from .conftest import fuzz, invoke
+from .conftest import TIMEOUT, fuzz, invoke
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(allow_nan=True, allow_infinity=True),
@@ -74,7 +74,7 @@ def _check(path: Path) -> None:
     invoke("inspect", "--json", str(path))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(80)
 @given(data=st.data(), value=json_values, delete=st.booleans(), fragment=fragments, raw=st.booleans())
 def test_manifest_mutations(members, tmp_path_factory, data, value, delete, fragment, raw) -> None:
@@ -91,7 +91,7 @@ def test_manifest_mutations(members, tmp_path_factory, data, value, delete, frag
     _check(dest)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(60)
 @given(member=st.sampled_from(SIGNATURE_MEMBERS), content=st.one_of(
     json_values.map(_encode), st.binary(max_size=200), fragments.map(lambda f: f.encode("utf-8", "surrogatepass")),
@@ -102,7 +102,7 @@ def test_signature_file_contents(members, tmp_path_factory, member: str, content
     _check(dest)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(60)
 @given(data=st.data())
 def test_byte_flips_anywhere_in_the_archive(members, tmp_path_factory, data) -> None:

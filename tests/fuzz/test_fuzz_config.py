@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ShellProject
 
-from .conftest import fuzz, invoke
+from .conftest import TIMEOUT, fuzz, invoke
 
 KEYS = ["targets", "demo", "task", "backend", "gates", "overrides", "budget", "usd", "defaults", "pipeline",
         "version", "out", "name", "examples", "train", "rank", "lr", "shape", "input", "output", "labels",
@@ -59,14 +59,14 @@ def _status_with(project: ShellProject, rel: str, text: str) -> None:
         path.write_bytes(original)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(60)
 @given(text=st.one_of(kolmfiles.map(_dump), yaml_snippets, st.text(max_size=80)))
 def test_kolmfile(project: ShellProject, text: str) -> None:
     _status_with(project, "kolmfile.yaml", text)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(50)
 @given(text=st.one_of(trees.map(lambda t: _dump({"name": "demo", "examples": "data/train.jsonl", "eval": "data/eval.jsonl",
                                                   "corpus": "corpus", **(t if isinstance(t, dict) else {"train": t})})),
@@ -87,7 +87,7 @@ override_values = st.one_of(
 overrides = st.lists(st.tuples(override_keys, st.sampled_from(["=", "@x=", ""]), override_values).map("".join), max_size=3)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(80)
 @given(args=overrides, multirun=st.booleans())
 def test_overrides(project: ShellProject, args: list[str], multirun: bool) -> None:

@@ -14,7 +14,7 @@ from kolmbuild.config.models import ShapeSpec
 from kolmbuild.data import load_examples, read_jsonl
 from kolmbuild.errors import DataError
 
-from .conftest import fuzz, invoke
+from .conftest import TIMEOUT, fuzz, invoke
 
 SHAPES = [ShapeSpec(), ShapeSpec(input="json", output="json"), ShapeSpec(output="label", labels=["yes", "no"])]
 
@@ -48,7 +48,7 @@ files = st.one_of(
 )
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(300)
 @given(data=files, shape=st.sampled_from(SHAPES), limit=st.sampled_from([64, 300, 1 << 20]))
 def test_examples_are_loaded_or_refused_with_a_located_data_error(tmp_path_factory, data: bytes, shape: ShapeSpec, limit: int) -> None:
@@ -66,7 +66,7 @@ def test_examples_are_loaded_or_refused_with_a_located_data_error(tmp_path_facto
         assert str(path) in str(exc)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(TIMEOUT)
 @fuzz(60)
 @given(data=files)
 def test_seeds_validate_exits_0_or_2(tmp_path_factory, data: bytes) -> None:
