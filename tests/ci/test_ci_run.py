@@ -64,3 +64,11 @@ def test_ci_run_sets_ci_so_no_test_may_skip() -> None:
     text = (REPO / ".ci" / "run").read_text()
     assert "export CI=true" in text and "set -euo pipefail" in text
     assert "|| echo" not in text  # no failure is turned into a warning
+
+
+def test_a_hung_test_fails_after_at_most_five_minutes() -> None:
+    import tomllib
+
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert 0 < int(options["timeout"]) <= 300
+    assert "timeout" not in (REPO / ".ci" / "run").read_text().split(".venv/bin/pytest", 1)[1]  # not raised again in CI
