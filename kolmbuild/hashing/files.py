@@ -136,6 +136,12 @@ class StatCache:
         st = os.stat(p)
         self._recovering(lambda: self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (p, *_sig(st), digest)))
 
+    def recorded(self, path: str, st: os.stat_result) -> bytes | None:
+        """The digest recorded for absolute ``path`` if its stat is still ``st``'s, else None."""
+        row = self._recovering(lambda: self._db.execute(
+            "SELECT ino, size, mtime, digest FROM files WHERE path=?", (path,)).fetchone())
+        return row[3] if row is not None and tuple(row[:3]) == _sig(st) else None
+
     def forget(self, path: str | os.PathLike[str]) -> None:
         p = os.path.abspath(path)
         self._recovering(lambda: self._db.execute("DELETE FROM files WHERE path=?", (p,)))
