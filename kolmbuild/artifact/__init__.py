@@ -12,8 +12,8 @@ Pinned API (other packages code against it)::
 from __future__ import annotations
 
 from kolmbuild.artifact.format import COMPONENTS, FORMAT
-from kolmbuild.artifact.reader import Artifact, Component, load_artifact, open_artifact
-from kolmbuild.artifact.verify import Check, VerifyReport, verify_artifact
+from kolmbuild.artifact.reader import Artifact, Component, load_artifact
+from kolmbuild.artifact.verify import Check, VerifyReport, open_artifact, verify_artifact
 from kolmbuild.artifact.writer import WrittenArtifact, write_artifact
 from kolmbuild.artifact.zipio import Limits
 

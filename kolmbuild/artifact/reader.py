@@ -1,8 +1,9 @@
 """Open a .kolm file safely: strict zip parsing, manifest validation, members checked against it.
 
-:func:`open_artifact` is the one entry point for every consumer (run, serve, publish, eval). It
-never writes outside the folder it is given, never trusts declared sizes, and refuses anything
-the manifest does not list.
+:func:`load_artifact` checks the structure only; consumers (run, serve, publish, eval) call
+:func:`kolmbuild.artifact.open_artifact` (in :mod:`~kolmbuild.artifact.verify`), which loads and
+then verifies every CID and signature. Neither writes outside the folder it is given, trusts
+declared sizes, or accepts anything the manifest does not list.
 """
 
 from __future__ import annotations
@@ -168,28 +169,3 @@ def load_artifact(path: Path, limits: Limits | None = None) -> Artifact:
     except BaseException:
         zr.close()
         raise
-
-
-def open_artifact(
-    path: Path | str,
-    *,
-    verify: bool = True,
-    pubkey: Any = None,
-    hmac_key: bytes | str | None = None,
-    limits: Limits | None = None,
-    **verify_kw: Any,
-) -> Artifact:
-    """Open (and by default fully verify) a .kolm file; raise ArtifactError naming what failed."""
-    art = load_artifact(Path(path), limits)
-    if verify:
-        from kolmbuild.artifact.verify import verify_open
-
-        try:
-            report = verify_open(art, pubkey=pubkey, hmac_key=hmac_key, **verify_kw)
-        except BaseException:
-            art.close()
-            raise
-        if not report.ok:
-            art.close()
-            raise ArtifactError(f"{path}: verification failed: {report.failure_text()}")
-    return art

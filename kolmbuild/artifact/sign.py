@@ -18,8 +18,8 @@ from typing import Any
 
 from kolmbuild.artifact.format import SIG_HMAC, SIG_SIGSTORE
 from kolmbuild.artifact.keys import SigningKey, resolve_signing_key
-from kolmbuild.artifact.reader import open_artifact
 from kolmbuild.artifact.signing import make_hmac
+from kolmbuild.artifact.verify import open_artifact
 from kolmbuild.artifact.writer import WrittenArtifact, seal, signer_block
 from kolmbuild.errors import UserInputError
 from kolmbuild.hashing import cid_of_json

@@ -248,3 +248,26 @@ def verify_file(path: Path | str, **kw: Any) -> VerifyReport:
         return verify_artifact(path, **kw)
     except ArtifactError as exc:
         return failed_report(exc, path)
+
+
+def open_artifact(
+    path: Path | str,
+    *,
+    verify: bool = True,
+    pubkey: Any = None,
+    hmac_key: bytes | str | None = None,
+    limits: Limits | None = None,
+    **verify_kw: Any,
+) -> Artifact:
+    """Open (and by default fully verify) a .kolm file; raise ArtifactError naming what failed."""
+    art = load_artifact(Path(path), limits)
+    if verify:
+        try:
+            report = verify_open(art, pubkey=pubkey, hmac_key=hmac_key, **verify_kw)
+        except BaseException:
+            art.close()
+            raise
+        if not report.ok:
+            art.close()
+            raise ArtifactError(f"{path}: verification failed: {report.failure_text()}")
+    return art

@@ -10,21 +10,22 @@ from typing import Any
 
 import click
 
-from kolmbuild.config.compose import ComposedTarget, Composer, is_override
-from kolmbuild.config.kolmfile import Project, load_project
+from kolmbuild.cli.state import CliState
+from kolmbuild.config.compose import ComposedTarget, is_override
+from kolmbuild.config.kolmfile import Project
 from kolmbuild.engine.build import Engine
 from kolmbuild.engine.plan import StagePlan
 from kolmbuild.engine.results import BuildOptions, StampRequest, exit_code
 from kolmbuild.engine.ui import BuildUI
 from kolmbuild.errors import ConfigError
+from kolmbuild.wiring import composer as project_composer
 from kolmbuild.wiring import engine_hooks
 
 _PROJECT_ARGS = click.argument("args", nargs=-1)
 
 
 def _project(ctx: click.Context) -> Project:
-    obj = ctx.find_root().obj or {}
-    return load_project(obj.get("directory"), obj.get("kolmfile"))
+    return ctx.ensure_object(CliState).project()
 
 
 def _split_args(project: Project, args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -42,7 +43,7 @@ def _split_args(project: Project, args: Sequence[str]) -> tuple[list[str], list[
 
 
 def _compose(project: Project, targets: Sequence[str], overrides: Sequence[str]) -> list[ComposedTarget]:
-    composer = Composer(project)
+    composer = project_composer(project)
     names = list(targets) or list(project.kolmfile.targets)
     return [composer.compose(t, overrides) for t in names]
 
@@ -53,8 +54,7 @@ def _engine(project: Project, quiet: bool = False) -> Engine:
 
 def _stamp_request(ctx: click.Context) -> StampRequest | None:
     """Where the no-op fast path will look for this command's answer (None when not run from argv)."""
-    argv = (ctx.find_root().obj or {}).get("argv")
-    return None if argv is None else StampRequest.for_argv(argv)
+    return ctx.ensure_object(CliState).stamp_request()
 
 
 # ---------------------------------------------------------------------------- build
@@ -123,7 +123,7 @@ def _multirun(project: Project, targets: list[str], overrides: list[str], option
     from kolmbuild.sweep import run_sweep
 
     with _engine(project, quiet=json_out) as engine:
-        result = run_sweep(engine, targets, overrides, options)
+        result = run_sweep(engine, targets, overrides, options, composer=project_composer(project))
         if json_out:
             click.echo(json.dumps(result.summary, indent=2))
         else:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from kolmbuild.errors import ConfigError, KolmError
+from kolmbuild.cli.state import CliState, pass_state
+from kolmbuild.errors import KolmError
+
+if TYPE_CHECKING:
+    from kolmbuild.compute.rent import Ask
+    from kolmbuild.compute.workspace import Workspace
 
 JSON_OPT = click.option("--json", "json_out", is_flag=True, help="JSON on stdout.")
 
@@ -32,85 +36,21 @@ class USD(click.ParamType):
             self.fail(f"{value!r}: a budget must be a finite number of USD >= 0 ({exc})", param, ctx)
 
 
-@dataclass(frozen=True)
-class Context:
-    """The project (when there is a kolmfile) and the registry composed from its conf/ and the built-in one."""
+def _workspace(state: CliState) -> Workspace:
+    from kolmbuild.wiring import compute_workspace
 
-    root: Path
-    project: Any
-    registry: Any
-
-
-def _context(ctx: click.Context) -> Context:
-    from kolmbuild.compute.registry import builtin_conf_dirs, load_registry
-    from kolmbuild.config.kolmfile import load_project
-
-    obj = ctx.find_root().obj or {}
-    directory = Path(obj.get("directory") or ".").resolve()
-    project = None
-    try:
-        project = load_project(directory, obj.get("kolmfile"))
-    except ConfigError:
-        if obj.get("kolmfile"):
-            raise
-        if (directory / "kolmfile.yaml").is_file():
-            raise
-    root = project.root if project else directory
-    return Context(root, project, load_registry(builtin_conf_dirs(root)))
+    return compute_workspace(state.root, state.project_or_none())
 
 
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _job(c: Context, spec: str | None, target: str | None) -> Any:
-    """The job named by --spec or a target; None when neither is given."""
-    from kolmbuild.compute.job import job_from_task, load_job_spec
-
-    if spec and target:
-        raise click.UsageError("give --spec or a TARGET, not both")
-    if spec:
-        p = Path(spec)
-        return load_job_spec(p if p.is_absolute() else c.root / p)
-    if target:
-        if c.project is None:
-            raise ConfigError(f"target {target!r}: no kolmfile.yaml in {c.root}")
-        from kolmbuild.config.compose import Composer
-
-        composed = Composer(c.project).compose(target)
-        return job_from_task(composed.config.task, c.project.root, name=target)
-    return None
-
-
-def _teacher_usd(c: Context, target: str | None, rows: int) -> float | None:
-    """The teacher's estimate for TARGET (the CLI wires the teacher in; the compute layer never imports it)."""
-    if not target or c.project is None:
-        return None
-    from kolmbuild.config.compose import Composer
-
-    task = Composer(c.project).compose(target).config.task
-    if task.teacher is None:
-        return None
-    from kolmbuild.teacher import estimate_cost
-
-    return float(estimate_cost(task, rows))
-
-
-def _ask() -> Any:
+def _ask() -> Ask | None:
     """The confirm gate's question on a TTY, or None when there is nobody to ask."""
     if not _stdin_is_tty():
         return None
     return lambda question: click.confirm(question, default=False, err=True)
-
-
-def _target_budget(c: Context, target: str | None) -> float | None:
-    if c.project is None:
-        return None
-    kf = c.project.kolmfile
-    decl = kf.targets.get(target) if target else None
-    budget = decl.budget if decl is not None and decl.budget is not None else kf.budget
-    usd: float | None = budget.usd
-    return usd
 
 
 @click.group("compute")
@@ -121,13 +61,13 @@ def compute() -> None:
 # ---------------------------------------------------------------------------------------- list
 @compute.command("list")
 @JSON_OPT
-@click.pass_context
-def list_(ctx: click.Context, json_out: bool) -> None:
+@pass_state
+def list_(state: CliState, json_out: bool) -> None:
     """Every backend, grouped LOCAL / CLOUD / SELF-HOSTED: tier, what enables it, price, runtime."""
     from kolmbuild.compute.quote import pricing_label
     from kolmbuild.compute.registry import KIND_GROUP
 
-    c = _context(ctx)
+    c = _workspace(state)
     rows = [{"name": s.name, "group": KIND_GROUP[s.kind], "kind": s.kind, "tier": s.tier,
              "enables": s.enables or (", ".join(s.auth) if s.auth else "always available"),
              "price": pricing_label(s), "cold_start_seconds": s.cold_start_seconds, "runtime": s.runtime,
@@ -153,12 +93,12 @@ def list_(ctx: click.Context, json_out: bool) -> None:
 @compute.command("detect")
 @click.argument("names", nargs=-1)
 @JSON_OPT
-@click.pass_context
-def detect_(ctx: click.Context, names: tuple[str, ...], json_out: bool) -> None:
+@pass_state
+def detect_(state: CliState, names: tuple[str, ...], json_out: bool) -> None:
     """Per backend: ok / not detected / no token (and how to enable it)."""
     from kolmbuild.compute.picker import detect_all
 
-    c = _context(ctx)
+    c = _workspace(state)
     for n in names:
         c.registry.get(n)
     found = detect_all(c.registry, only=names or None)
@@ -170,16 +110,6 @@ def detect_(ctx: click.Context, names: tuple[str, ...], json_out: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------- pick
-def _pick(c: Context, spec: str | None, target: str | None, airgap: bool, budget: float | None,
-          min_vram: float | None, role: str) -> Any:
-    from kolmbuild.compute.picker import PickRequest, detect_all, pick
-
-    job = _job(c, spec, target)
-    req = PickRequest(airgap=airgap, budget_usd=budget, min_vram_gb=min_vram, role=role,  # type: ignore[arg-type]
-                      job=job)
-    return pick(c.registry, detect_all(c.registry), req)
-
-
 @compute.command("pick")
 @click.argument("target", required=False)
 @click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML to pick for.")
@@ -188,16 +118,17 @@ def _pick(c: Context, spec: str | None, target: str | None, airgap: bool, budget
 @click.option("--min-vram", type=click.FloatRange(min=0), help="Minimum accelerator memory, GB.")
 @click.option("--train/--infer", "train", default=True, help="The role the backend must serve.")
 @JSON_OPT
-@click.pass_context
-def pick_(ctx: click.Context, target: str | None, spec: str | None, airgap: bool, budget: float | None,
+@pass_state
+def pick_(state: CliState, target: str | None, spec: str | None, airgap: bool, budget: float | None,
           min_vram: float | None, train: bool, json_out: bool) -> None:
     """Score every backend that passes the filters; print the pick, runners-up and what was removed."""
-    c = _context(ctx)
-    res = _pick(c, spec, target, airgap, budget, min_vram, "train" if train else "infer")
+    c = _workspace(state)
+    res = c.pick(spec=spec, target=target, airgap=airgap, budget_usd=budget, min_vram_gb=min_vram,
+                 role="train" if train else "infer")
     if json_out:
         _emit(res.to_json())
         if res.picked is None:
-            ctx.exit(1)
+            raise click.exceptions.Exit(1)
         return
     p = res.picked
     if p is None:
@@ -219,21 +150,17 @@ def pick_(ctx: click.Context, target: str | None, spec: str | None, airgap: bool
         click.echo(f"job: {note}")
     click.echo(f"picker: {res.version}")
     if p is None:
-        ctx.exit(1)
+        raise click.exceptions.Exit(1)
 
 
 # ----------------------------------------------------------------------------------------- use
 @compute.command("use")
 @click.argument("name")
 @JSON_OPT
-@click.pass_context
-def use(ctx: click.Context, name: str, json_out: bool) -> None:
+@pass_state
+def use(state: CliState, name: str, json_out: bool) -> None:
     """Make NAME the default backend (user config). KOLM_BACKEND and the kolmfile override it."""
-    from kolmbuild.compute.defaults import write_default_backend
-
-    c = _context(ctx)
-    c.registry.get(name)
-    path = write_default_backend(name)
+    path = _workspace(state).use(name)
     if json_out:
         _emit({"backend": name, "config": str(path)})
     else:
@@ -244,17 +171,10 @@ def use(ctx: click.Context, name: str, json_out: bool) -> None:
 @compute.command("info")
 @click.argument("name")
 @JSON_OPT
-@click.pass_context
-def info(ctx: click.Context, name: str, json_out: bool) -> None:
+@pass_state
+def info(state: CliState, name: str, json_out: bool) -> None:
     """Everything the registry knows about NAME, its detection, and a quote of the reference job."""
-    from kolmbuild.compute.detect import detect
-    from kolmbuild.compute.job import REFERENCE_JOB
-    from kolmbuild.compute.quote import quote
-
-    c = _context(ctx)
-    spec = c.registry.get(name)
-    doc = {"backend": spec.model_dump(mode="json"), "source": str(c.registry.sources[name]),
-           "detect": detect(spec).to_json(), "reference_quote": quote(spec, REFERENCE_JOB).to_json()}
+    doc = _workspace(state).info(name)
     if json_out:
         _emit(doc)
         return
@@ -272,12 +192,12 @@ def info(ctx: click.Context, name: str, json_out: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Also rentals already released.")
 @click.option("--no-remote", is_flag=True, help="Do not ask providers for orphans (ledger only).")
 @JSON_OPT
-@click.pass_context
-def status(ctx: click.Context, show_all: bool, no_remote: bool, json_out: bool) -> None:
+@pass_state
+def status(state: CliState, show_all: bool, no_remote: bool, json_out: bool) -> None:
     """Live rentals this machine started (the ledger) and orphans (provider instances it does not know)."""
     from kolmbuild.compute.status import rental_status
 
-    c = _context(ctx)
+    c = _workspace(state)
     report = rental_status(c.registry, include_released=show_all, ask_providers=not no_remote)
     if json_out:
         _emit(report)
@@ -301,12 +221,12 @@ def status(ctx: click.Context, show_all: bool, no_remote: bool, json_out: bool) 
 @click.argument("name")
 @click.option("--confirm", is_flag=True, help="Rent the (paid) test machine without asking.")
 @JSON_OPT
-@click.pass_context
-def test_(ctx: click.Context, name: str, confirm: bool, json_out: bool) -> None:
+@pass_state
+def test_(state: CliState, name: str, confirm: bool, json_out: bool) -> None:
     """Four steps on NAME: auth check, container provision, trainer dry run (no weights), receipt round-trip."""
     from kolmbuild.compute.selftest import self_test
 
-    c = _context(ctx)
+    c = _workspace(state)
     spec = c.registry.get(name)
     steps = self_test(spec, c.root, echo=(lambda s: None) if json_out else (lambda s: click.echo(f"  {s}", err=True)),
                       confirm=confirm, ask=_ask())
@@ -318,7 +238,7 @@ def test_(ctx: click.Context, name: str, confirm: bool, json_out: bool) -> None:
             click.echo(f"{'PASS' if s['ok'] else 'FAIL'}  {s['step']:<20} {s['detail']}")
         click.echo(f"{name}: {'PASS' if ok else 'FAIL'}")
     if not ok:
-        ctx.exit(1)
+        raise click.exceptions.Exit(1)
 
 
 # --------------------------------------------------------------------------------------- quote
@@ -326,40 +246,25 @@ def test_(ctx: click.Context, name: str, confirm: bool, json_out: bool) -> None:
 @click.argument("target", required=False)
 @click.option("--spec", type=click.Path(dir_okay=False), help="A job spec or task YAML to quote.")
 @JSON_OPT
-@click.pass_context
-def quote_(ctx: click.Context, target: str | None, spec: str | None, json_out: bool) -> None:
+@pass_state
+def quote_(state: CliState, target: str | None, spec: str | None, json_out: bool) -> None:
     """BACKEND DURATION COST BASIS for every eligible backend. Runs no code; costs nothing."""
-    from kolmbuild.compute import setup_estimate
-    from kolmbuild.compute.job import REFERENCE_JOB
-    from kolmbuild.compute.quote import quote
-
-    c = _context(ctx)
-    job = _job(c, spec, target)
-    if job is None and c.project is not None and len(c.project.kolmfile.targets) == 1:
-        target = next(iter(c.project.kolmfile.targets))
-        job = _job(c, None, target)
-    job = job or REFERENCE_JOB
-    quotes = [quote(s, job, setup_s=setup_estimate(s)) for s in c.registry]
-    teacher = _teacher_usd(c, target, job.rows)
-    eligible = [q for q in quotes if q.eligible]
-    doc = {"job": {**job.to_json(), "origin": job.origin}, "registry": c.registry.version(),
-           "quotes": [q.to_json() for q in eligible],
-           "ineligible": [{"backend": q.backend, "reason": q.reason} for q in quotes if not q.eligible],
-           "teacher_cost_usd": teacher}
+    c = _workspace(state)
+    table = c.quote_all(spec=spec, target=target)
+    job, teacher = table.job, table.teacher_usd
     if json_out:
-        _emit(doc)
+        _emit(table.to_json())
         return
     click.echo(f"job: {job.name}: {job.origin}")
     click.echo(f"{'BACKEND':<15} {'DURATION':>10} {'COST':>10}  BASIS")
-    for q in sorted(eligible, key=lambda q: (q.cost_usd, q.duration_s)):
+    for q in sorted(table.eligible, key=lambda q: (q.cost_usd, q.duration_s)):
         cost = f"${q.cost_usd:.2f}"
         click.echo(f"{q.backend:<15} {_dur(q.duration_s):>10} {cost:>10}  {q.basis}")
-    for q in quotes:
-        if not q.eligible:
-            click.echo(f"{q.backend:<15} {'-':>10} {'-':>10}  not eligible: {q.reason}")
+    for q in table.ineligible:
+        click.echo(f"{q.backend:<15} {'-':>10} {'-':>10}  not eligible: {q.reason}")
     if teacher is not None:
         click.echo(f"teacher: ${teacher:.2f} estimated (added to every backend's cost for the budget)")
-    click.echo(f"registry {c.registry.version()}; no code ran, nothing was spent")
+    click.echo(f"registry {table.registry_version}; no code ran, nothing was spent")
 
 
 def _stdin_is_tty() -> bool:
@@ -385,26 +290,13 @@ def _dur(seconds: float) -> str:
 @click.option("--command", "command", multiple=True,
               help="Run this command on the machine instead of the trainer dry run (repeat per argument).")
 @JSON_OPT
-@click.pass_context
-def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | None, budget: float | None,
+@pass_state
+def rent(state: CliState, target: str | None, backend_name: str, spec: str | None, budget: float | None,
          confirm: bool, data: str | None, command: tuple[str, ...], json_out: bool) -> None:
     """Quote, check the budget (before any provider call), confirm, run, and always release."""
-    from kolmbuild.compute.adapters import adapter_for
-    from kolmbuild.compute.job import REFERENCE_JOB
     from kolmbuild.compute.ledger import new_run_id
-    from kolmbuild.compute.rent import RentRequest
-    from kolmbuild.compute.rent import rent as rent_job
 
-    c = _context(ctx)
-    spec_obj = c.registry.get(backend_name)
-    job = _job(c, spec, target) or REFERENCE_JOB
-    adapter = adapter_for(spec_obj, workdir=c.root / "kolm-runs")
-    data_path = Path(data) if data else _target_data(c, target)
-    if data_path is not None and not command:
-        _check_training_rows(data_path)  # the dry run would reject it on the machine, after renting
-    req = RentRequest(job=job, budget_usd=budget if budget is not None else _target_budget(c, target),
-                      extra_usd=_teacher_usd(c, target, job.rows) or 0.0, confirm=confirm,
-                      command=command or None, data=data_path)
+    c = _workspace(state)
     run_id = new_run_id()
     progress: list[_RentProgress] = []
 
@@ -415,8 +307,9 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
         progress.append(_RentProgress("rent", json_out, q.duration_s))
 
     try:
-        rented = rent_job(adapter, req, run_id=run_id, on_progress=lambda line: progress[0].line(line),
-                          ask=_ask(), on_quote=started)
+        rented = c.rent(backend_name, target=target, spec=spec, budget_usd=budget, confirm=confirm,
+                        data=Path(data) if data else None, command=command, run_id=run_id,
+                        on_progress=lambda line: progress[0].line(line), ask=_ask(), on_quote=started)
     finally:
         for p in progress:
             p.close()
@@ -437,12 +330,12 @@ def rent(ctx: click.Context, target: str | None, backend_name: str, spec: str | 
 @compute.command("reap")
 @click.option("--yes", is_flag=True, help="Terminate every orphan without asking.")
 @JSON_OPT
-@click.pass_context
-def reap_(ctx: click.Context, yes: bool, json_out: bool) -> None:
+@pass_state
+def reap_(state: CliState, yes: bool, json_out: bool) -> None:
     """End orphaned rentals: ledger rows whose kolmbuild is gone, and labelled instances the ledger lacks."""
     from kolmbuild.compute.status import reap
 
-    c = _context(ctx)
+    c = _workspace(state)
     done = reap(c.registry, ask=_ask(), yes=yes, on_line=lambda s: click.echo(s, err=True))
     if json_out:
         _emit({"reaped": done})
@@ -452,28 +345,7 @@ def reap_(ctx: click.Context, yes: bool, json_out: bool) -> None:
         for d in done:
             click.echo(f"{d['action']:<10} {d['backend']:<10} {d['instance_id'] or '-':<14} {d['run_id']}")
     if any(d["action"] == "failed" for d in done):
-        ctx.exit(1)
-
-
-def _check_training_rows(path: Path) -> None:
-    """Every row of ``path`` is a JSON object with ``input`` and ``output`` (DataError naming file:line)."""
-    from kolmbuild.data.jsonl import read_jsonl
-    from kolmbuild.errors import DataError
-
-    read_jsonl(path)  # UTF-8 and JSON errors, located
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip() and not {"input", "output"} <= set(json.loads(line)):
-            raise DataError(f"{path}:{lineno}: a row needs 'input' and 'output'")
-
-
-def _target_data(c: Context, target: str | None) -> Path | None:
-    if not target or c.project is None:
-        return None
-    from kolmbuild.config.compose import Composer
-
-    ex = Path(Composer(c.project).compose(target).config.task.examples)
-    path = ex if ex.is_absolute() else c.project.root / ex
-    return path if path.is_file() else None
+        raise click.exceptions.Exit(1)
 
 
 class _RentProgress:

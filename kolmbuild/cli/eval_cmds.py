@@ -83,7 +83,7 @@ def _artifact_verifier(path: Path, pubkey: Path | None) -> Any:
 def _emit(record: dict[str, Any], as_json: bool, output: Path | None) -> None:
     text = json.dumps(record, indent=2, ensure_ascii=False)
     if output is not None:
-        from kolmbuild.migrate.atomic import write_text_atomic
+        from kolmbuild.atomic import write_text_atomic
 
         try:
             write_text_atomic(output, text + "\n")

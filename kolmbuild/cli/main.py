@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from kolmbuild import __version__
+from kolmbuild.cli.state import CliState
 from kolmbuild.errors import KolmError
 
 # verb -> "module:attribute". Each concern owns its module under kolmbuild/cli/.
@@ -105,7 +106,7 @@ class KolmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KolmError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
+            if isinstance(ctx.obj, CliState) and ctx.obj.debug:
                 traceback.print_exc()
             click.echo(f"kolmbuild: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
@@ -122,15 +123,14 @@ class KolmGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, directory: str | None, kolmfile: str | None, debug: bool) -> None:
     """make for compiled AI tasks: build every stale target of kolmfile.yaml into a .kolm file."""
-    ctx.ensure_object(dict)
-    ctx.obj.update(directory=directory, kolmfile=kolmfile, debug=debug)
+    ctx.obj = ctx.ensure_object(CliState).with_options(directory, kolmfile, debug)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         # the raw argv keys the no-op stamp (see kolmbuild.engine.fastpath)
-        cli.main(args=args, prog_name="kolmbuild", standalone_mode=True, obj={"argv": args})
+        cli.main(args=args, prog_name="kolmbuild", standalone_mode=True, obj=CliState(argv=tuple(args)))
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

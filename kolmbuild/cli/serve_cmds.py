@@ -144,7 +144,7 @@ def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_fil
             record["artifact"] = artifact.name
     text = json.dumps(record, sort_keys=True)
     if out is not None:
-        from kolmbuild.migrate.atomic import write_text_atomic
+        from kolmbuild.atomic import write_text_atomic
 
         try:
             write_text_atomic(out, text + "\n")

@@ -28,11 +28,11 @@ from typing import Any
 from kolmbuild.compute import stage_runner as wire
 from kolmbuild.compute.checkpoints import CheckpointSink, LocalSink
 from kolmbuild.compute.rent import NotConfirmed
-from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.config.models import BackendSpec, TargetConfig
 from kolmbuild.engine.rules import RuleSpec
 from kolmbuild.engine.stage import Progress, StageContext, StageResult
 from kolmbuild.errors import BuildFailed, ComputeError
+from kolmbuild.secretnames import is_secret_name
 
 TAIL_LINES = 8
 

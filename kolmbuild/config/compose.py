@@ -103,28 +103,17 @@ def group_options(dirs: Sequence[Path], group: str) -> dict[str, Path]:
     return found
 
 
-def default_backend(project: Project, user_default: Callable[[], str | None] | None = None) -> str:
+def choose_backend(project: Project, user_default: str | None = None) -> str:
+    """The backend a target without ``backend=`` uses: the kolmfile's ``defaults.backend``, then
+    ``$KOLM_BACKEND``, then ``user_default`` (``kolmbuild compute use NAME``), then ``local-cpu``."""
     if project.kolmfile.defaults.backend:
         return project.kolmfile.defaults.backend
     env = os.environ.get("KOLM_BACKEND")
     if env:
         return env
-    if user_default is not None:
-        chosen = user_default()
-        if chosen:
-            return chosen
+    if user_default:
+        return user_default
     return "local-cpu"
-
-
-def _user_default_backend() -> str | None:
-    try:
-        from kolmbuild.compute import default_backend_name
-    except ImportError:
-        return None
-    try:
-        return default_backend_name()
-    except Exception:  # a broken user config must not stop a build that names no backend
-        return None
 
 
 def split_sweeps(overrides: Sequence[str]) -> list[list[str]]:
@@ -168,12 +157,17 @@ def check_no_sweep(overrides: Sequence[str]) -> None:
 
 
 class Composer:
-    """Composes targets of one project. One Hydra initialization per compose call."""
+    """Composes targets of one project. One Hydra initialization per compose call.
 
-    def __init__(self, project: Project) -> None:
+    ``default_backend`` is the user's own default (``kolmbuild compute use NAME``, kept by the
+    compute layer): the caller reads it and passes it in (:func:`kolmbuild.wiring.composer`), so the
+    config layer never imports compute. The kolmfile and ``$KOLM_BACKEND`` still come first.
+    """
+
+    def __init__(self, project: Project, *, default_backend: str | None = None) -> None:
         self.project = project
         self.dirs = conf_dirs(project)
-        self._backend = default_backend(project, _user_default_backend)
+        self._backend = choose_backend(project, default_backend)
         builtin = builtin_dir("conf").resolve()
         for d in self.dirs:
             if d != builtin:  # the project's own group files: Hydra would expand their aliases unchecked
@@ -346,13 +340,3 @@ def _check_api_key(data: dict[str, Any], leaves: Sequence[EnvLeaf], origin: Call
             "(a key written in a config file would be recorded in the cache and the artifact)",
             hint="or name the variable with task.teacher.api_key_env: NAME",
         )
-
-
-def compose_all(
-    project: Project, targets: Sequence[str], overrides: Sequence[str]
-) -> list[ComposedTarget]:
-    composer = Composer(project)
-    names = list(targets) or list(project.kolmfile.targets)
-    return [composer.compose(t, overrides) for t in names]
-
-

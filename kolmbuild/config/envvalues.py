@@ -17,15 +17,14 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kolmbuild import secretnames
 from kolmbuild.config.interp import DYNAMIC, EnvLeaf
 from kolmbuild.hashing.jcs import canonical_json
-
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL")
 
 
 def is_secret_name(name: str) -> bool:
     """A variable whose value is a credential: a computed name counts as one."""
-    return name == DYNAMIC or any(w in name.upper() for w in _SECRET_WORDS)
+    return name == DYNAMIC or secretnames.is_secret_name(name)
 
 
 def lookup_path(tree: Any, path: Iterable[str | int]) -> Any:

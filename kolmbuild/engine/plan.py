@@ -28,6 +28,7 @@ from kolmbuild.engine.store import RunDB, RunRecord, Store
 from kolmbuild.errors import DataError
 from kolmbuild.hashing.cid import cid_of_json
 from kolmbuild.hashing.files import StatCache
+from kolmbuild.secretnames import is_secret_name
 
 
 def lookup(tree: Mapping[str, Any], dotted: str) -> Any:
@@ -37,9 +38,6 @@ def lookup(tree: Mapping[str, Any], dotted: str) -> Any:
             return None
         node = node[part]
     return node
-
-
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE")
 
 
 def env_fingerprint(name: str) -> str | None:
@@ -53,7 +51,7 @@ def env_fingerprint(name: str) -> str | None:
     value = os.environ.get(name)
     if value is None:
         return None
-    if any(w in name.upper() for w in _SECRET_WORDS):
+    if is_secret_name(name):
         return _slow_digest(name, value)
     return hashlib.sha256(value.encode()).hexdigest()
 

@@ -18,30 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from kolmbuild.config.envvalues import overlay
+from kolmbuild.progress import NullProgress, Progress
 
-
-class Progress(Protocol):
-    """Reports long work. The engine passes a rich-backed one; tests pass :class:`NullProgress`."""
-
-    def start(self, description: str, total: float | None = None) -> None: ...
-
-    def advance(self, amount: float = 1.0, **fields: Any) -> None: ...
-
-    def log(self, message: str) -> None: ...
-
-
-class NullProgress:
-    def start(self, description: str, total: float | None = None) -> None:
-        pass
-
-    def advance(self, amount: float = 1.0, **fields: Any) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        pass
+__all__ = ["NullProgress", "Progress", "StageContext", "StageReceipt", "StageResult"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kolmbuild.engine.stage import NullProgress, Progress
+from kolmbuild.progress import NullProgress, Progress
 
 
 class PredictionLike(Protocol):

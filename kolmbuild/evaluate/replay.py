@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.engine.stage import NullProgress, Progress
 from kolmbuild.errors import ArtifactError, KolmError
 from kolmbuild.evaluate.cases import CaseResult
 from kolmbuild.hashing.jcs import canonical_json
+from kolmbuild.progress import NullProgress, Progress
 
 HASH = "sha256-jcs"  # sha256 of the RFC 8785 canonical JSON of the value
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from kolmbuild.compare.records import summarize
 from kolmbuild.config.models import GatesSpec, ShapeSpec
-from kolmbuild.engine.stage import Progress
 from kolmbuild.errors import ArtifactError
 from kolmbuild.evaluate.cases import Case, CaseResult, run_cases
 from kolmbuild.evaluate.profile import gates_of, model_profile, section, teacher_of
 from kolmbuild.evaluate.score import KScore, SizeInfo, score
+from kolmbuild.progress import Progress
 
 KIND = "kolm-eval"
 VERSION = 1

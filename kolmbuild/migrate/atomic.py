@@ -11,13 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.atomic import commit, default_mode, temp_beside, write_atomic, write_text_atomic
+from kolmbuild.atomic import commit, default_mode, temp_beside
 
-__all__ = ["AtomicBatch", "jsonl_bytes", "write_bytes_atomic", "write_text_atomic"]
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    return write_atomic(path, data)
+__all__ = ["AtomicBatch", "jsonl_bytes"]
 
 
 def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:

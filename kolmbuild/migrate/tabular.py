@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import write_atomic
 from kolmbuild.errors import DataError, KolmError, UserInputError
-from kolmbuild.migrate.atomic import jsonl_bytes, write_bytes_atomic
+from kolmbuild.migrate.atomic import jsonl_bytes
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -187,5 +188,5 @@ def convert_table(
     if not conv.examples:
         raise DataError(f"{path}: no usable rows ({len(conv.skipped)} skipped)")
     dest = Path(out) if out is not None else Path(path).with_suffix(".jsonl")
-    write_bytes_atomic(dest, jsonl_bytes(conv.examples))
+    write_atomic(dest, jsonl_bytes(conv.examples))
     return dest, conv

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from kolmbuild.config.models import RecallSpec
-from kolmbuild.engine.stage import NullProgress, Progress
 from kolmbuild.errors import DataError
+from kolmbuild.progress import NullProgress, Progress
 from kolmbuild.recall.chunking import chunk_text
 from kolmbuild.recall.corpus import CorpusFile
 from kolmbuild.recall.db import Driver, VecConnection, connect

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kolmbuild.atomic import write_text_atomic
 from kolmbuild.errors import UserInputError
-from kolmbuild.migrate.atomic import write_text_atomic
 from kolmbuild.report.html import render_html
 from kolmbuild.report.model import SweepRecord, SweepRun, load_sweep
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import write_atomic
 from kolmbuild.compare.records import percentile
 from kolmbuild.config.models import BaseModelSpec
 from kolmbuild.data import read_jsonl
@@ -31,7 +32,6 @@ from kolmbuild.evaluate.profile import file_sizes, gates_of, model_profile, teac
 from kolmbuild.evaluate.replay import replay_record
 from kolmbuild.evaluate.score import KScore, SizeInfo
 from kolmbuild.hashing import canonical_json
-from kolmbuild.migrate.atomic import write_bytes_atomic
 from kolmbuild.stages.package import base_reference, gather_components, read_json
 
 
@@ -157,5 +157,5 @@ def run(ctx: StageContext) -> StageResult:
     if selection is not None:
         record["selection"] = metrics["selection"] = selection
     metrics["replay"] = replay_record(results)
-    write_bytes_atomic(ctx.output("eval.json"), canonical_json(record))
+    write_atomic(ctx.output("eval.json"), canonical_json(record))
     return StageResult(metrics=metrics, summary=line)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kolmbuild.config.models import TeacherSpec
-from kolmbuild.engine.stage import NullProgress, Progress
+from kolmbuild.progress import NullProgress, Progress
 from kolmbuild.teacher.budget import Budget, Prices
 from kolmbuild.teacher.cache import RequestCache
 from kolmbuild.teacher.clients import ChatClient, make_client

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kolmbuild.engine.stage import Progress
+from kolmbuild.progress import Progress
 
 LINES_PER_RUN = 20  # at most this many lines (plus the last step's) in a run
 

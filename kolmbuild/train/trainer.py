@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.engine.stage import NullProgress, Progress
 from kolmbuild.errors import BuildFailed, UserInputError
 from kolmbuild.models import BaseModel
+from kolmbuild.progress import NullProgress, Progress
 from kolmbuild.train.checkpoint import Checkpoint, clear_checkpoint, load_checkpoint, save_checkpoint
 from kolmbuild.train.encoding import IGNORE, Encoded, EncodedPair
 from kolmbuild.train.losses import answer_logps, dpo_loss, orpo_loss, sft_loss

@@ -60,16 +60,32 @@ def test_use_writes_user_config_and_precedence(project, monkeypatch, _isolated_u
     from kolmbuild.compute import default_backend_name
     from kolmbuild.config.compose import Composer
     from kolmbuild.config.kolmfile import load_project
+    from kolmbuild.wiring import composer
 
     assert default_backend_name() == "vast"
     project.write("kolmfile.yaml", {"version": 1, "targets": {"redact": {"task": "redact"}}})
-    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "vast"
+    # the caller passes the `compute use` choice in; kolmbuild.wiring.composer is the standard caller
+    assert composer(load_project(project.root)).compose("redact").config.backend.name == "vast"
+    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "local-cpu"
+    shown = project.invoke("build", "--cfg", "--json")  # the CLI composes through kolmbuild.wiring
+    assert json.loads(shown.output)["redact"]["backend"]["name"] == "vast"
     monkeypatch.setenv("KOLM_BACKEND", "lambda")  # the environment beats `compute use`
-    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "lambda"
+    assert composer(load_project(project.root)).compose("redact").config.backend.name == "lambda"
     project.write("kolmfile.yaml", {"version": 1, "defaults": {"backend": "runpod"},
                                     "targets": {"redact": {"task": "redact"}}})  # the kolmfile beats both
-    assert Composer(load_project(project.root)).compose("redact").config.backend.name == "runpod"
+    assert composer(load_project(project.root)).compose("redact").config.backend.name == "runpod"
     assert project.invoke("compute", "use", "nope").exit_code == 2
+
+
+def test_broken_user_config_does_not_stop_composition(project, _isolated_user_config):
+    from kolmbuild.config.kolmfile import load_project
+    from kolmbuild.wiring import composer
+
+    (_isolated_user_config / "config.yaml").write_bytes(b"backend: [unclosed\n\xff")
+    project.write("kolmfile.yaml", {"version": 1, "targets": {"redact": {"task": "redact"}}})
+    assert composer(load_project(project.root)).compose("redact").config.backend.name == "local-cpu"
+    r = project.invoke("compute", "use", "vast")
+    assert r.exit_code == 2 and "cannot read the user config" in r.output
 
 
 def test_info(project):

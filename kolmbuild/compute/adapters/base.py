@@ -24,10 +24,10 @@ from kolmbuild.compute.detect import Detection, detect
 from kolmbuild.compute.job import Job
 from kolmbuild.compute.ledger import Ledger, Rental
 from kolmbuild.compute.quote import Quote, quote
-from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.compute.settings import BackendSettings, settings_for
 from kolmbuild.config.models import BackendSpec
 from kolmbuild.errors import ComputeError, UserInputError
+from kolmbuild.secretnames import is_secret_name
 
 OnProgress = Callable[[str], None]
 
