@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kolmbuild.artifact.reader import Artifact
+from kolmbuild.artifact.reader import Artifact, load_artifact
 from kolmbuild.errors import printable
+from kolmbuild.hashing.files import hash_file
 
 K_TERMS = ("A", "S", "L", "C", "V")
+
+
+def document(path: Path, art: Artifact) -> dict[str, Any]:
+    """``inspect --json``: the file's identity (name, size, sha256), its members and full manifest."""
+    return {
+        "file": {"name": path.name, "size": path.stat().st_size, "sha256": hash_file(path).hex()},
+        "manifest_cid": art.manifest_cid,
+        "members": art.member_names,
+        "manifest": art.manifest,
+    }
+
+
+def signature_members(path: Path) -> list[str]:
+    """The ``signatures/…`` members of a .kolm file (its structure checked, not its signatures)."""
+    with load_artifact(path) as art:
+        return sorted(n for n in art.member_names if n.startswith("signatures/"))
 
 
 def summary(art: Artifact) -> dict[str, Any]:

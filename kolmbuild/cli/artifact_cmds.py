@@ -6,7 +6,6 @@ file exits 2 and names what failed. ``--json`` output is stable: no clocks, no a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -41,14 +40,6 @@ def _pubkey(path: Path | None) -> Any:
     from kolmbuild.artifact.keys import load_public_key
 
     return load_public_key(path)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------- verify
@@ -119,24 +110,16 @@ def inspect_(file: Path, as_json: bool) -> None:
 
     This reads the manifest of a well-formed file; it does not check signatures (use verify).
     """
+    from kolmbuild.artifact.inspect import document, render, summary
     from kolmbuild.artifact.reader import load_artifact
 
     if not file.is_file():
         raise UserInputError(f"{file}: no such file")
     with load_artifact(file) as art:
         if as_json:
-            _echo_json(
-                {
-                    "file": {"name": file.name, "size": file.stat().st_size, "sha256": _sha256_file(file)},
-                    "manifest_cid": art.manifest_cid,
-                    "members": art.member_names,
-                    "manifest": art.manifest,
-                }
-            )
+            _echo_json(document(file, art))
             return
         from rich.console import Console
-
-        from kolmbuild.artifact.inspect import render, summary
 
         render(summary(art), Console(highlight=False, soft_wrap=True))
         click.echo("(not verified here: run `kolmbuild verify` to check CIDs and signatures)")
@@ -196,6 +179,7 @@ def sign(
 ) -> None:
     """Verify FILE, then add signatures (HMAC, Sigstore) or re-sign it with another key."""
     from kolmbuild.artifact import signing
+    from kolmbuild.artifact.inspect import signature_members
     from kolmbuild.artifact.keys import load_private_key
     from kolmbuild.artifact.sign import sign_artifact
 
@@ -217,16 +201,9 @@ def sign(
         log=lambda m: click.echo(f"kolmbuild: {m}", err=True),
         pubkey=_pubkey(pubkey),
     )
-    members = sorted(n for n in _members(written.path) if n.startswith("signatures/"))
+    members = signature_members(written.path)
     if as_json:
         _echo_json({"manifest_cid": written.manifest_cid, "sha256": written.sha256, "signatures": members})
     else:
         click.echo(f"{written.path}: signed ({', '.join(m.rsplit('/', 1)[-1] for m in members)})")
         click.echo(f"manifest {written.manifest_cid}")
-
-
-def _members(path: Path) -> list[str]:
-    from kolmbuild.artifact.reader import load_artifact
-
-    with load_artifact(path) as art:
-        return art.member_names

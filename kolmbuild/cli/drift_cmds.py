@@ -15,42 +15,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from kolmbuild.errors import ConfigError, UserInputError
+from kolmbuild.cli.state import CliState, pass_state
+from kolmbuild.errors import UserInputError
+
+if TYPE_CHECKING:
+    from kolmbuild.config.kolmfile import Project
 
 PREVIEW = 60  # characters of an input shown in the list
 
 
-def _project_or_none(ctx: click.Context) -> Any:
-    from kolmbuild.config.kolmfile import load_project
-
-    obj = ctx.find_root().obj or {}
-    try:
-        return load_project(obj.get("directory"), obj.get("kolmfile"))
-    except ConfigError:
-        if obj.get("directory") or obj.get("kolmfile"):
-            raise
-        return None
-
-
-def _one_target(ctx: click.Context, target: str | None) -> tuple[Any, str]:
-    from kolmbuild.config.kolmfile import load_project
-
-    obj = ctx.find_root().obj or {}
-    project = load_project(obj.get("directory"), obj.get("kolmfile"))
-    names = sorted(project.kolmfile.targets)
-    if target is None:
-        if len(names) != 1:
-            raise UserInputError(f"{project.kolmfile_path.name} has {len(names)} targets: name one",
-                                 hint="targets: " + ", ".join(names))
-        return project, names[0]
-    if target not in project.kolmfile.targets:
-        raise ConfigError(f"{project.kolmfile_path.name}: no target named {target!r}", hint="targets: " + ", ".join(names))
-    return project, target
+def _project(state: CliState) -> Project | None:
+    """The project; outside one (no kolmfile here, and neither -C nor -f given), None."""
+    return state.project() if state.directory or state.kolmfile else state.project_or_none()
 
 
 def _when(ts: int) -> str:
@@ -72,15 +52,15 @@ def drift() -> None:
 @drift.command("list")
 @click.argument("target", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout: {target: [entries]}.")
-@click.pass_context
-def list_(ctx: click.Context, target: str | None, as_json: bool) -> None:
+@pass_state
+def list_(state: CliState, target: str | None, as_json: bool) -> None:
     """List what was logged for TARGET (default: every target of the kolmfile)."""
     from kolmbuild.runtime.drift import list_drift, logged_targets
 
     if target is not None:
         targets = [target]
     else:
-        project = _project_or_none(ctx)
+        project = _project(state)
         targets = sorted(project.kolmfile.targets) if project is not None else logged_targets()
     found = {t: list_drift(t) for t in targets}
     if as_json:
@@ -101,24 +81,18 @@ def list_(ctx: click.Context, target: str | None, as_json: bool) -> None:
 @click.argument("target", required=False)
 @click.option("--id", "ids", multiple=True, metavar="ID", help="A logged input's id (from drift list); repeatable.")
 @click.option("--all", "all_", is_flag=True, help="Accept every logged input of TARGET.")
-@click.pass_context
-def accept_(ctx: click.Context, target: str | None, ids: tuple[str, ...], all_: bool) -> None:
+@pass_state
+def accept_(state: CliState, target: str | None, ids: tuple[str, ...], all_: bool) -> None:
     """Append logged inputs to TARGET's unlabelled set (task.unlabeled), for the next compile."""
-    from kolmbuild.config.compose import Composer
-    from kolmbuild.runtime.drift import accept
+    from kolmbuild.runtime.drift import accept_for_task
+    from kolmbuild.wiring import composer
 
     if bool(ids) == all_:
         raise UserInputError("say which inputs: --id ID (repeatable) or --all")
-    project, name = _one_target(ctx, target)
-    task = Composer(project).compose(name).config.task
-    if task.unlabeled is None:
-        raise ConfigError(
-            f"target {name!r}: task {task.name!r} has no unlabelled set to accept drift into",
-            hint=f"add `unlabeled: data/{task.name}-unlabeled.jsonl` to the task's config (conf/task/), then accept again",
-        )
-    dest = Path(task.unlabeled)
-    dest = dest if dest.is_absolute() else project.root / dest
-    done = accept(name, dest, task.shape.input, None if all_ else list(ids))
+    project = state.project()
+    name = project.one_target(target)
+    task = composer(project).compose(name).config.task
+    done = accept_for_task(name, task, project.root, None if all_ else list(ids))
     click.echo(f"accepted {len(done.accepted)} input(s) into {task.unlabeled} (task.unlabeled)"
                + (f"; {len(done.already)} were there already" if done.already else ""))
     for e in done.wrong_shape:
@@ -134,11 +108,11 @@ def accept_(ctx: click.Context, target: str | None, ids: tuple[str, ...], all_: 
 @drift.command("clear")
 @click.argument("target", required=False)
 @click.option("--id", "ids", multiple=True, metavar="ID", help="Clear only this logged input; repeatable.")
-@click.pass_context
-def clear_(ctx: click.Context, target: str | None, ids: tuple[str, ...]) -> None:
+@pass_state
+def clear_(state: CliState, target: str | None, ids: tuple[str, ...]) -> None:
     """Take logged inputs off TARGET's drift log (all of them without --id)."""
     from kolmbuild.runtime.drift import clear
 
-    name = target if target is not None else _one_target(ctx, None)[1]
+    name = target if target is not None else state.project().one_target()
     removed = clear(name, list(ids) if ids else None)
     click.echo(f"cleared {removed} logged line(s) of {name}")

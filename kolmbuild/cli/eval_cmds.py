@@ -11,18 +11,13 @@ judge). Bad input (a missing or malformed file, a bad gate) exits 2.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kolmbuild.errors import ConfigError, GateFailed, UserInputError
-
-
-def _root(ctx: click.Context) -> Path:
-    obj = ctx.find_root().obj or {}
-    return Path(obj.get("directory") or ".").resolve()
+from kolmbuild.cli.state import CliState, pass_state
+from kolmbuild.errors import GateFailed, UserInputError
 
 
 def _existing(path: Path, what: str) -> Path:
@@ -31,53 +26,6 @@ def _existing(path: Path, what: str) -> Path:
     if not path.is_file():
         raise UserInputError(f"{path}: not a file ({what})")
     return path
-
-
-def load_gates(spec: str, root: Path) -> Any:
-    """A gate by conf/gates name (the project's, then the built-in ones) or a YAML file path."""
-    import yaml
-
-    from kolmbuild.evaluate.profile import gates_of
-    from kolmbuild.resources import builtin_dir
-
-    candidates = [Path(spec)] if spec.endswith((".yaml", ".yml")) else [
-        root / "conf" / "gates" / f"{spec}.yaml", builtin_dir("conf") / "gates" / f"{spec}.yaml"
-    ]  # fmt: skip
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        raise ConfigError(f"--gates {spec}: no such gate (looked in {', '.join(str(p) for p in candidates)})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a gate must be a mapping (K_min, p50_ms_max, size_mb_max)")
-    return gates_of(raw, where=str(path))
-
-
-@dataclass
-class _Verdict:
-    passed: bool
-
-
-class _EndpointJudge:
-    """compare.endpoint reads ``check(...).passed``; the pinned Verifier.check returns a bool."""
-
-    def __init__(self, verifier: Any) -> None:
-        self._verifier = verifier
-
-    def check(self, input: Any, output: Any, reference: Any = None) -> _Verdict:
-        return _Verdict(bool(self._verifier.check(input, output, reference)))
-
-
-def _artifact_verifier(path: Path, pubkey: Path | None) -> Any:
-    from kolmbuild.artifact import open_artifact
-    from kolmbuild.evaluate.rescore import verifier_of
-
-    with open_artifact(path, verify=True, pubkey=pubkey) as art:
-        return verifier_of(art, str(path))
 
 
 def _emit(record: dict[str, Any], as_json: bool, output: Path | None) -> None:
@@ -147,8 +95,8 @@ def _print_human(record: dict[str, Any], show: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the kolm-eval record as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Also write the record to FILE.")
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="How many failing cases to list.")
-@click.pass_context
-def eval_(ctx: click.Context, artifact: Path | None, examples: Path, endpoint: str | None, model: str | None,
+@pass_state
+def eval_(state: CliState, artifact: Path | None, examples: Path, endpoint: str | None, model: str | None,
           system_prompt: str | None, timeout_s: float, gates_spec: str | None, pubkey: Path | None, check: bool,
           as_json: bool, output: Path | None, show: int) -> None:  # fmt: skip
     """Score a .kolm file (or, with --endpoint, a served model) on an examples file."""
@@ -158,18 +106,14 @@ def eval_(ctx: click.Context, artifact: Path | None, examples: Path, endpoint: s
     if artifact is not None:
         _existing(artifact, ".kolm file")
     if endpoint is not None:
-        from urllib.parse import urlsplit
+        from kolmbuild.compare.endpoint import check_endpoint_url
+        from kolmbuild.evaluate.rescore import score_endpoint
 
-        from kolmbuild.compare.endpoint import eval_endpoint
-
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UserInputError(f"--endpoint {endpoint}: not an http(s) URL", hint="e.g. http://127.0.0.1:8000/v1")
-
+        check_endpoint_url(endpoint)
         if gates_spec or check:
             raise UserInputError("--gates and --check score an artifact; an endpoint has no K-score")
-        judge = _EndpointJudge(_artifact_verifier(artifact, pubkey)) if artifact is not None else None
-        record = eval_endpoint(endpoint, examples, model, judge, timeout_s=timeout_s, system_prompt=system_prompt)
+        record = score_endpoint(endpoint, examples, model=model, artifact=artifact, pubkey=pubkey,
+                                timeout_s=timeout_s, system_prompt=system_prompt)
         _emit(record, as_json, output)
         if not as_json:
             _print_human(record, show)
@@ -177,9 +121,10 @@ def eval_(ctx: click.Context, artifact: Path | None, examples: Path, endpoint: s
     if artifact is None:
         raise UserInputError("give a .kolm file to score, or --endpoint URL", hint="kolmbuild eval FILE.kolm --examples F.jsonl")
     from kolmbuild.engine.ui import BuildUI, StageProgress
+    from kolmbuild.evaluate.profile import load_gates
     from kolmbuild.evaluate.rescore import rescore_artifact
 
-    gates = load_gates(gates_spec, _root(ctx)) if gates_spec else None
+    gates = load_gates(gates_spec, state.root) if gates_spec else None
     progress = StageProgress(BuildUI(quiet=as_json), "eval")
     try:
         res = rescore_artifact(artifact, examples, gates=gates, pubkey=pubkey, progress=progress)

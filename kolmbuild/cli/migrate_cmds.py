@@ -7,12 +7,8 @@ from pathlib import Path
 
 import click
 
+from kolmbuild.cli.state import CliState, pass_state
 from kolmbuild.errors import UserInputError
-
-
-def _root(ctx: click.Context) -> Path:
-    obj = ctx.find_root().obj or {}
-    return Path(obj.get("directory") or ".").resolve()
 
 
 def _echo_json(data: object) -> None:
@@ -62,13 +58,13 @@ def import_() -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing task config and data files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def predibase(ctx: click.Context, dataset: Path, adapter: Path | None, config: Path | None, out: Path | None,
+@pass_state
+def predibase(state: CliState, dataset: Path, adapter: Path | None, config: Path | None, out: Path | None,
               name: str | None, data_dir: Path | None, force: bool, as_json: bool) -> None:  # fmt: skip
     """Import a Predibase export: dataset CSV/Parquet + Ludwig config + adapter_config.json."""
     from kolmbuild.migrate import import_predibase
 
-    root = _root(ctx)
+    root = state.root
     res = import_predibase(
         dataset, adapter, root=root, out=out, name=name, data_dir=data_dir, config=config, force=force
     )
@@ -175,12 +171,12 @@ def _short(v: object, n: int = 60) -> str:
 @click.command("report")
 @click.argument("sweep", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report path as JSON.")
-@click.pass_context
-def report(ctx: click.Context, sweep: Path | None, as_json: bool) -> None:
+@pass_state
+def report(state: CliState, sweep: Path | None, as_json: bool) -> None:
     """Render a sweep's report.html (default: the newest folder under sweeps/)."""
     from kolmbuild.report import newest_sweep, write_sweep_report
 
-    root = _root(ctx)
+    root = state.root
     if sweep is None:
         sweep = newest_sweep(root / "sweeps")
     elif not sweep.is_dir():

@@ -85,25 +85,6 @@ def serve(artifact: Path, host: str, port: int, lorax_compat: bool, pubkey: Path
                    drift=not no_drift, ready=ready)
 
 
-def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: tuple[str, ...]) -> list[Any]:
-    from kolmbuild.runtime.inputs import iter_inputs
-    from kolmbuild.runtime.shape import parse_input
-
-    shape = predictor.task.shape
-    if texts:
-        return [parse_input(t, shape, where="--input") for t in texts]
-    if in_file is not None:
-        return list(iter_inputs(in_file, shape))
-    from kolmbuild.artifact import open_artifact
-    from kolmbuild.runtime.inputs import parse_line
-
-    with open_artifact(artifact, verify=False) as art:  # Predictor.open has verified it
-        if art.has("heldout"):
-            lines = art.read("heldout").decode("utf-8").splitlines()
-            return [parse_line(line, shape, f"{artifact}:heldout.jsonl:{i}") for i, line in enumerate(lines, 1) if line.strip()]
-    raise UserInputError(f"bench {artifact}: it ships no held-out set; give --input TEXT or --file in.jsonl")
-
-
 @click.command("bench")
 @click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--url", default=None, help="Generative mode: a serve endpoint (http://HOST:PORT).")
@@ -121,27 +102,18 @@ def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_fil
 
     Prints one JSON record (and writes it to --out)."""
     try:
-        from kolmbuild.serve.bench import generative_bench, pattern_bench
+        from kolmbuild.serve.bench import bench_artifact, bench_endpoint
     except ImportError as exc:
         raise _needs_serve_extra(exc) from None
 
     if url:
-        prompts = list(texts)
-        if in_file is not None:
-            prompts += [str(row) for row in _jsonl_inputs(in_file)]
-        if not prompts:
-            raise UserInputError("bench --url: give --input TEXT or --file in.jsonl")
-        record = generative_bench(url, prompts, n=n or 5, warmup=1 if warmup is None else warmup, max_tokens=max_tokens)
+        record = bench_endpoint(url, texts, in_file, n=n or 5, warmup=1 if warmup is None else warmup,
+                                max_tokens=max_tokens)
     else:
         if artifact is None:
             raise UserInputError("bench: give a .kolm file (pattern mode) or --url (generative mode)")
-        from kolmbuild.runtime import Predictor
-
-        with Predictor.open(artifact, options=_options(threads, None), drift=False) as predictor:
-            inputs = _bench_inputs(predictor, artifact, in_file, texts)
-            record = pattern_bench(predictor.predict, predictor.predict_batch, inputs,
-                                   n=n or 10000, warmup=1000 if warmup is None else warmup)
-            record["artifact"] = artifact.name
+        record = bench_artifact(artifact, texts, in_file, n=n or 10000, warmup=1000 if warmup is None else warmup,
+                                options=_options(threads, None))
     text = json.dumps(record, sort_keys=True)
     if out is not None:
         from kolmbuild.atomic import write_text_atomic
@@ -151,10 +123,3 @@ def bench(artifact: Path | None, url: str | None, texts: tuple[str, ...], in_fil
         except OSError as exc:
             raise UserInputError(f"--out {out}: cannot write the record: {exc.strerror or exc}") from exc
     click.echo(text)
-
-
-def _jsonl_inputs(path: Path) -> list[Any]:
-    from kolmbuild.config.models import ShapeSpec
-    from kolmbuild.runtime.inputs import iter_inputs
-
-    return list(iter_inputs(path, ShapeSpec()))

@@ -21,12 +21,20 @@ from kolmbuild.errors import DataError, KolmError, UserInputError
 TOKEN_ENV = "KOLM_EVAL_TOKEN"
 
 
-class _Verdict(Protocol):
-    passed: bool
+class Judge(Protocol):
+    """What judges an answer: ``kolmbuild.verifier.Verifier`` (an artifact's own verifier) fits."""
+
+    def check(self, input: Any, output: Any, reference: Any = None) -> bool: ...
 
 
-class _Verifier(Protocol):
-    def check(self, input: Any, output: Any, reference: Any = None) -> _Verdict: ...
+def check_endpoint_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; a UserInputError otherwise."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserInputError(f"--endpoint {url}: not an http(s) URL", hint="e.g. http://127.0.0.1:8000/v1")
+    return url
 
 
 def read_jsonl_examples(path: Path) -> list[dict[str, Any]]:
@@ -81,7 +89,7 @@ def eval_endpoint(
     url: str,
     examples_path: Path,
     model: str | None,
-    verifier: _Verifier | None = None,
+    verifier: Judge | None = None,
     *,
     timeout_s: float = 60.0,
     max_tokens: int = 512,
@@ -89,9 +97,11 @@ def eval_endpoint(
 ) -> dict[str, Any]:
     """Score ``model`` at ``url`` (an OpenAI-compatible base URL, e.g. ``http://host:8000/v1``).
 
-    ``model=None`` takes the first model the endpoint lists. An unreachable endpoint raises
+    ``model=None`` takes the first model the endpoint lists; ``verifier`` (when given) judges each
+    answer against the expected output. A URL that is not http(s) raises UserInputError, an unreachable endpoint raises
     :class:`KolmError`; a failed request for one case fails that case (route ``"error"``).
     """
+    check_endpoint_url(url)
     try:
         import openai
     except ModuleNotFoundError as exc:  # pragma: no cover - openai is in the teacher extra
@@ -127,7 +137,7 @@ def eval_endpoint(
             if text is None:
                 passed = False
             elif verifier is not None:
-                passed = bool(verifier.check(ex["input"], output, reference=ex["output"]).passed)
+                passed = bool(verifier.check(ex["input"], output, reference=ex["output"]))
             else:
                 passed = _default_passed(ex["output"], output)
             case: dict[str, Any] = {

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from kolmbuild.config.limits import check_yaml
 from kolmbuild.config.models import Kolmfile
 from kolmbuild.config.yamlpos import where
-from kolmbuild.errors import ConfigError
+from kolmbuild.errors import ConfigError, UserInputError
 
 KOLMFILE_NAMES = ("kolmfile.yaml", "kolmfile.yml")
 
@@ -40,6 +40,23 @@ class Project:
     @property
     def rules_dir(self) -> Path:
         return self.root / "rules"
+
+    def check_target(self, name: str) -> str:
+        """``name`` when the kolmfile declares it, else a ConfigError listing the targets."""
+        if name not in self.kolmfile.targets:
+            raise ConfigError(f"{self.kolmfile_path.name}: no target named {name!r}",
+                              hint="targets: " + ", ".join(sorted(self.kolmfile.targets)))
+        return name
+
+    def one_target(self, name: str | None = None) -> str:
+        """``name`` (checked), or the kolmfile's only target when ``name`` is None."""
+        if name is not None:
+            return self.check_target(name)
+        names = sorted(self.kolmfile.targets)
+        if len(names) != 1:
+            raise UserInputError(f"{self.kolmfile_path.name} has {len(names)} targets: name one",
+                                 hint="targets: " + ", ".join(names))
+        return names[0]
 
 
 def find_kolmfile(directory: Path, explicit: str | None = None) -> Path:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from kolmbuild.config.models import GatesSpec, RecallSpec, ShapeSpec, TeacherSpec
 from kolmbuild.config.sections import section_of
-from kolmbuild.errors import UserInputError
+from kolmbuild.errors import ConfigError, UserInputError
 from kolmbuild.evaluate.estimate import ModelProfile, TeacherPrice, recall_context_tokens, teacher_price
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,6 +28,29 @@ def section(block: Mapping[str, Any] | None, key: str, model: type[M], *, where:
 
 def gates_of(raw: Mapping[str, Any] | None, *, where: str) -> GatesSpec:
     return section({"gates": raw}, "gates", GatesSpec, where=where)
+
+
+def load_gates(spec: str, root: Path) -> GatesSpec:
+    """A gate by ``conf/gates`` name (the project's at ``root``, then the built-in ones) or a YAML file path."""
+    import yaml
+
+    from kolmbuild.resources import builtin_dir
+
+    candidates = [Path(spec)] if spec.endswith((".yaml", ".yml")) else [
+        root / "conf" / "gates" / f"{spec}.yaml", builtin_dir("conf") / "gates" / f"{spec}.yaml"
+    ]  # fmt: skip
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise ConfigError(f"--gates {spec}: no such gate (looked in {', '.join(str(p) for p in candidates)})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a gate must be a mapping (K_min, p50_ms_max, size_mb_max)")
+    return gates_of(raw, where=str(path))
 
 
 def model_profile(task: Mapping[str, Any], *, weight_bytes: int, has_index: bool, where: str = "task") -> ModelProfile:

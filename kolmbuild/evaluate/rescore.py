@@ -60,6 +60,25 @@ def verifier_of(art: Any, where: str) -> Any:
     return Verifier.from_json(doc)
 
 
+def artifact_verifier(path: Path, pubkey: Any = None) -> Any:
+    """The verifier a .kolm file ships (the file verified first), to judge other answers with."""
+    from kolmbuild.artifact import open_artifact
+
+    with open_artifact(path, verify=True, pubkey=pubkey) as art:
+        return verifier_of(art, str(path))
+
+
+def score_endpoint(url: str, examples_path: Path, *, model: str | None = None, artifact: Path | None = None,
+                   pubkey: Any = None, timeout_s: float = 60.0, system_prompt: str | None = None) -> dict[str, Any]:
+    """``kolmbuild eval --endpoint``: the ``kolm-eval`` record of an OpenAI-compatible endpoint on
+    ``examples_path``, judged by ``artifact``'s verifier when given (the same judge as its own eval)."""
+    from kolmbuild.compare.endpoint import check_endpoint_url, eval_endpoint
+
+    check_endpoint_url(url)
+    judge = artifact_verifier(artifact, pubkey) if artifact is not None else None
+    return eval_endpoint(url, examples_path, model, judge, timeout_s=timeout_s, system_prompt=system_prompt)
+
+
 def artifact_sizes(components: Mapping[str, Any]) -> dict[str, int]:
     """Shipped component sizes from the manifest (eval.json excluded, as in the build)."""
     return {name: int(c.size) for name, c in sorted(components.items()) if name != "eval"}

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kolmbuild.config.models import ShapeSpec
+from kolmbuild.config.models import ShapeSpec, TaskSpec
 from kolmbuild.data.examples import load_unlabeled
 from kolmbuild.data.jsonl import write_atomic
-from kolmbuild.errors import UserInputError
+from kolmbuild.errors import ConfigError, UserInputError
 from kolmbuild.hashing import canonical_json
 from kolmbuild.userconfig import state_dir
 
@@ -221,6 +221,18 @@ def accept(target: str, dest: Path, input_kind: Literal["text", "json"], ids: Se
         write_atomic(dest, old + sep + b"".join(canonical_json({"input": e.input}) + b"\n" for e in fresh))
     _remove(log, {e.id for e in (*fresh, *already)})
     return Accepted(dest, tuple(fresh), tuple(already), tuple(wrong))
+
+
+def accept_for_task(target: str, task: TaskSpec, root: Path, ids: Sequence[str] | None = None) -> Accepted:
+    """:func:`accept` into ``task.unlabeled`` (relative to the project ``root``); a ConfigError when
+    the task has no unlabelled set to accept into."""
+    if task.unlabeled is None:
+        raise ConfigError(
+            f"target {target!r}: task {task.name!r} has no unlabelled set to accept drift into",
+            hint=f"add `unlabeled: data/{task.name}-unlabeled.jsonl` to the task's config (conf/task/), then accept again",
+        )
+    dest = Path(task.unlabeled)
+    return accept(target, dest if dest.is_absolute() else root / dest, task.shape.input, ids)
 
 
 def clear(target: str, ids: Sequence[str] | None = None) -> int:

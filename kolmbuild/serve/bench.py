@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,3 +122,49 @@ def generative_bench(url: str, prompts: Sequence[str], *, n: int, warmup: int, m
         "ttft_ms_p50": statistics.median(r.ttft_s for r in runs) * 1000.0,
         "ttft_ms_max": max(r.ttft_s for r in runs) * 1000.0,
     }
+
+
+def bench_endpoint(url: str, texts: Sequence[str], in_file: Path | None, *, n: int, warmup: int,
+                   max_tokens: int) -> dict[str, Any]:
+    """Generative mode: :func:`generative_bench` on ``texts`` and the inputs of ``in_file``."""
+    prompts = list(texts)
+    if in_file is not None:
+        from kolmbuild.config.models import ShapeSpec
+        from kolmbuild.runtime.inputs import iter_inputs
+
+        prompts += [str(row) for row in iter_inputs(in_file, ShapeSpec())]
+    if not prompts:
+        raise UserInputError("bench --url: give --input TEXT or --file in.jsonl")
+    return generative_bench(url, prompts, n=n, warmup=warmup, max_tokens=max_tokens)
+
+
+def bench_artifact(artifact: Path, texts: Sequence[str], in_file: Path | None, *, n: int, warmup: int,
+                   options: Any = None) -> dict[str, Any]:
+    """Pattern mode: :func:`pattern_bench` of ``artifact`` (verified first) on ``texts``, else the
+    inputs of ``in_file``, else the held-out inputs it ships."""
+    from kolmbuild.runtime import Predictor
+
+    with Predictor.open(artifact, options=options, drift=False) as predictor:
+        inputs = _bench_inputs(predictor, artifact, in_file, texts)
+        record = pattern_bench(predictor.predict, predictor.predict_batch, inputs, n=n, warmup=warmup)
+    record["artifact"] = artifact.name
+    return record
+
+
+def _bench_inputs(predictor: Any, artifact: Path, in_file: Path | None, texts: Sequence[str]) -> list[Any]:
+    from kolmbuild.runtime.inputs import iter_inputs
+    from kolmbuild.runtime.shape import parse_input
+
+    shape = predictor.task.shape
+    if texts:
+        return [parse_input(t, shape, where="--input") for t in texts]
+    if in_file is not None:
+        return list(iter_inputs(in_file, shape))
+    from kolmbuild.artifact import open_artifact
+    from kolmbuild.runtime.inputs import parse_line
+
+    with open_artifact(artifact, verify=False) as art:  # Predictor.open has verified it
+        if art.has("heldout"):
+            lines = art.read("heldout").decode("utf-8").splitlines()
+            return [parse_line(line, shape, f"{artifact}:heldout.jsonl:{i}") for i, line in enumerate(lines, 1) if line.strip()]
+    raise UserInputError(f"bench {artifact}: it ships no held-out set; give --input TEXT or --file in.jsonl")

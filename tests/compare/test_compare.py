@@ -109,11 +109,9 @@ def test_eval_endpoint_against_fake_server(
     assert "sekret" not in json.dumps(rec)
 
     # model=None takes the first listed model; a verifier decides pass/fail when given
-    class Lenient:
-        def check(self, input, output, reference=None):  # noqa: A002
-            return type(
-                "V", (), {"passed": output is not None and str(reference).lower() in ("4", "paris")}
-            )()
+    class Lenient:  # the pinned Verifier.check: a bool
+        def check(self, input, output, reference=None) -> bool:  # noqa: A002
+            return output is not None and str(reference).lower() in ("4", "paris")
 
     rec2 = eval_endpoint(url, ex, None, verifier=Lenient())
     assert rec2["subject"].endswith("model=fake-1")
@@ -138,3 +136,6 @@ def test_eval_endpoint_errors(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     with pytest.raises(KolmError, match="endpoint unreachable"):
         eval_endpoint(f"http://127.0.0.1:{port}/v1", ex, "m", timeout_s=2)
+    for bad in ("ftp://127.0.0.1/v1", "http:///v1", "127.0.0.1:8000"):  # refused before any request
+        with pytest.raises(UserInputError, match="not an http\\(s\\) URL"):
+            eval_endpoint(bad, ex, "m")
