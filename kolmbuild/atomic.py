@@ -58,7 +58,7 @@ def temp_beside(path: Path) -> Path:
     return Path(name)
 
 
-def commit(tmp: Path, dest: Path, *, exclusive: bool = False) -> None:
+def commit(tmp: Path, dest: Path, *, exclusive: bool = False, durable: bool = True) -> None:
     """Move a complete, fsynced ``tmp`` to ``dest`` and fsync the folder (``tmp`` is consumed)."""
     if exclusive:
         try:
@@ -67,15 +67,20 @@ def commit(tmp: Path, dest: Path, *, exclusive: bool = False) -> None:
             tmp.unlink(missing_ok=True)
     else:
         os.replace(tmp, dest)
-    fsync_dir(dest.parent)
+    if durable:
+        fsync_dir(dest.parent)
 
 
 @contextmanager
-def atomic_writer(path: Path, *, mode: int | None = None, exclusive: bool = False) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, *, mode: int | None = None, exclusive: bool = False,
+                  durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write ``path``'s new content into; it replaces ``path`` only on a clean exit.
 
     ``mode`` defaults to what a plain ``open`` would give; it is set before any byte is written, so
-    a private file (0600) is never readable by others, not even half-written.
+    a private file (0600) is never readable by others, not even half-written. ``durable=False``
+    skips both fsyncs: a reader still never sees half a file, but a power loss may lose the new
+    one. Only for caches of values that are cheap to recompute and checked when read (embeddings),
+    where thousands of small writes would otherwise each wait for the disk.
     """
     path = Path(path)
     tmp = temp_beside(path)
@@ -83,19 +88,48 @@ def atomic_writer(path: Path, *, mode: int | None = None, exclusive: bool = Fals
         with open(tmp, "r+b") as f:
             os.fchmod(f.fileno(), default_mode() if mode is None else mode)
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        commit(tmp, path, exclusive=exclusive)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        commit(tmp, path, exclusive=exclusive, durable=durable)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int | None = None, exclusive: bool = False) -> Path:
+@contextmanager
+def atomic_path(path: Path, *, mode: int | None = None, durable: bool = True) -> Iterator[Path]:
+    """A temp file's path beside ``path``, for writers that take a file name (sqlite, torch.save,
+    llama.cpp's quantizer, a GGUF writer, a download). On a clean exit the file is given ``mode``
+    (default: what a plain ``open`` would give), fsynced and renamed over ``path``; on an error it is
+    removed. The temp file exists (empty, 0600) when the block starts."""
+    path = Path(path)
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        os.chmod(tmp, default_mode() if mode is None else mode)
+        if durable:
+            fsync_file(tmp)
+        commit(tmp, path, durable=durable)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a written file's bytes to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int | None = None, exclusive: bool = False,
+                 durable: bool = True) -> Path:
     """Write ``data`` to ``path`` whole (see :func:`atomic_writer`)."""
-    with atomic_writer(path, mode=mode, exclusive=exclusive) as f:
+    with atomic_writer(path, mode=mode, exclusive=exclusive, durable=durable) as f:
         f.write(data)
     return Path(path)
 
 
-def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> Path:
-    return write_atomic(path, text.encode("utf-8"), mode=mode)
+def write_text_atomic(path: Path, text: str, *, mode: int | None = None, durable: bool = True) -> Path:
+    return write_atomic(path, text.encode("utf-8"), mode=mode, durable=durable)

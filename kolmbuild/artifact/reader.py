@@ -9,8 +9,6 @@ declared sizes, or accepts anything the manifest does not list.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from pydantic import ValidationError
 
 from kolmbuild.artifact.format import COMPONENTS, MANIFEST, SIGNATURE_MEMBERS, Manifest
 from kolmbuild.artifact.zipio import Limits, ZipReader
+from kolmbuild.atomic import atomic_writer
 from kolmbuild.data import strictjson
 from kolmbuild.errors import ArtifactError
 from kolmbuild.hashing import canonical_json, cid_of_json
@@ -111,15 +110,10 @@ class Artifact:
         dest = dest_dir / comp.filename
         if dest.resolve().parent != dest_dir.resolve():  # names come from a fixed table; belt and braces
             raise ArtifactError(f"{self.path}: component {name!r} would extract outside {dest_dir}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{comp.filename}.", dir=dest_dir)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for block in self.iter_component(name):
-                    out.write(block)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # private (0600) like the folder it goes to; not fsynced: an extraction is redone when lost
+        with atomic_writer(dest, mode=0o600, durable=False) as out:
+            for block in self.iter_component(name):
+                out.write(block)
         return dest
 
 

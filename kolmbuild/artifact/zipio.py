@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kolmbuild.artifact.format import DEFLATED, STORED, member_method
+from kolmbuild.atomic import atomic_writer
 from kolmbuild.errors import ArtifactError
 
 LOCAL_SIG = 0x04034B50
@@ -196,53 +197,43 @@ def write_zip(dest: Path, members: Sequence[tuple[str, bytes | Path]], trailer: 
         raise ArtifactError("duplicate member names")
     for n in names:
         check_name(n)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".kolm-", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw_out:
-            out = _HashingWriter(raw_out)
-            written: list[Member] = []
+    with atomic_writer(dest, mode=0o644) as raw_out:
+        out = _HashingWriter(raw_out)
+        written: list[Member] = []
 
-            def add(name: str, src: bytes | Path) -> None:
-                method = member_method(name)
-                if method == STORED and isinstance(src, Path):
-                    written.append(_add_stored_file(out, name, src))
-                    return
-                with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2) as spool:
-                    crc, csize, usize = _compress(src, method, spool)
-                    if usize >= ZIP32_MAX or csize >= ZIP32_MAX:
-                        raise ArtifactError(f"{name}: kolm/1 members must be smaller than 4 GiB")
-                    m = Member(name, method, crc, csize, usize, out.pos)
-                    out.write(_local_header(m))
-                    spool.seek(0)
-                    while block := spool.read(CHUNK):
-                        out.write(block)
-                written.append(m)
+        def add(name: str, src: bytes | Path) -> None:
+            method = member_method(name)
+            if method == STORED and isinstance(src, Path):
+                written.append(_add_stored_file(out, name, src))
+                return
+            with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2) as spool:
+                crc, csize, usize = _compress(src, method, spool)
+                if usize >= ZIP32_MAX or csize >= ZIP32_MAX:
+                    raise ArtifactError(f"{name}: kolm/1 members must be smaller than 4 GiB")
+                m = Member(name, method, crc, csize, usize, out.pos)
+                out.write(_local_header(m))
+                spool.seek(0)
+                while block := spool.read(CHUNK):
+                    out.write(block)
+            written.append(m)
 
-            for name, src in sorted(members, key=lambda m: m[0].encode()):
-                add(name, src)
-            if trailer is not None:
-                last = written[-1].name.encode() if written else b""
-                for name, data in trailer(out.pos, out.sha.hexdigest()):
-                    check_name(name)
-                    if name.encode() <= last:
-                        raise ArtifactError(f"trailer entry {name!r} must sort after every other entry")
-                    last = name.encode()
-                    add(name, data)
-            cd_offset = out.pos
-            for m in written:
-                out.write(_central_header(m))
-            cd_size = out.pos - cd_offset
-            if out.pos >= ZIP32_MAX:
-                raise ArtifactError(f"{dest}: kolm/1 archives must be smaller than 4 GiB")
-            out.write(_eocd(len(written), cd_size, cd_offset))
-            raw_out.flush()
-            os.fsync(raw_out.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        for name, src in sorted(members, key=lambda m: m[0].encode()):
+            add(name, src)
+        if trailer is not None:
+            last = written[-1].name.encode() if written else b""
+            for name, data in trailer(out.pos, out.sha.hexdigest()):
+                check_name(name)
+                if name.encode() <= last:
+                    raise ArtifactError(f"trailer entry {name!r} must sort after every other entry")
+                last = name.encode()
+                add(name, data)
+        cd_offset = out.pos
+        for m in written:
+            out.write(_central_header(m))
+        cd_size = out.pos - cd_offset
+        if out.pos >= ZIP32_MAX:
+            raise ArtifactError(f"{dest}: kolm/1 archives must be smaller than 4 GiB")
+        out.write(_eocd(len(written), cd_size, cd_offset))
 
 
 # ------------------------------------------------------------------------------------------ read

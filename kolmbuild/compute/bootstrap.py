@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import write_text_atomic
 from kolmbuild.compute.settings import BootstrapSettings
 from kolmbuild.errors import ComputeError
 
@@ -202,10 +203,7 @@ def record_setup(state_dir: Path, backend: str, report: dict[str, Any]) -> None:
     doc = _state(state_dir)
     doc[backend] = {"setup_s": float(report["setup_s"]), "reused": bool(report.get("reused")),
                     "variant": str(report.get("variant") or ""), "measured_at": time.time()}
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / STATE_FILE)
+    write_text_atomic(state_dir / STATE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def measured_setup(state_dir: Path, backend: str) -> float | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from kolmbuild.atomic import write_text_atomic
 from kolmbuild.errors import ConfigError
 from kolmbuild.userconfig import config_dir
 
@@ -42,11 +41,4 @@ def write_default_backend(name: str) -> Path:
     path = config_file()
     data = _read(path)
     data["backend"] = name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, yaml.safe_dump(data, sort_keys=True))

@@ -2,7 +2,7 @@
 
 Written before anything is waited for (the instance id goes in as soon as the provider returns it),
 updated at each step, and never marked ``released`` until the provider confirms. Every write is a
-whole-file rewrite (temp + ``os.replace``) under an ``flock``, so two kolmbuilds and a crash mid-write
+whole-file rewrite (:mod:`kolmbuild.atomic`: temp, fsync, rename) under an ``flock``, so two kolmbuilds and a crash mid-write
 never leave a torn ledger. Records hold ids and prices, never tokens.
 """
 
@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from kolmbuild.atomic import write_text_atomic
 from kolmbuild.errors import ConfigError
 from kolmbuild.userconfig import state_dir
 
@@ -102,12 +103,7 @@ class Ledger:
         return rentals
 
     def _write(self, rentals: dict[str, dict[str, Any]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_text(json.dumps({"version": 1, "rentals": rentals}, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text_atomic(self.path, json.dumps({"version": 1, "rentals": rentals}, indent=2, sort_keys=True) + "\n")
 
     def all(self) -> list[Rental]:
         with self._locked():

@@ -23,7 +23,7 @@ from kolmbuild.data.examples import (
     load_unlabeled,
     parse_lines,
 )
-from kolmbuild.data.jsonl import canonical_line, read_jsonl, write_atomic, write_json, write_jsonl
+from kolmbuild.data.jsonl import canonical_line, read_jsonl, write_json, write_jsonl
 from kolmbuild.data.split import Split, id_ranges, seeded_split, three_way_split
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "read_jsonl",
     "seeded_split",
     "three_way_split",
-    "write_atomic",
     "write_json",
     "write_jsonl",
 ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kolmbuild.atomic import write_atomic
 from kolmbuild.data import strictjson
 from kolmbuild.errors import DataError
 from kolmbuild.hashing.jcs import canonical_json
@@ -18,21 +18,6 @@ from kolmbuild.hashing.jcs import canonical_json
 def canonical_line(row: Mapping[str, Any]) -> bytes:
     """One row as canonical JSON plus a newline (byte-identical for equal rows)."""
     return canonical_json(dict(row)) + b"\n"
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from kolmbuild.atomic import atomic_path
 from kolmbuild.errors import BuildFailed
 from kolmbuild.models.gguf_info import read_gguf_info
 
@@ -52,7 +53,7 @@ def decide_quantization(source_type: str, source_bits: int, target: Quantize) ->
 
 
 def quantize_gguf(src: Path, dst: Path, decision: QuantizeDecision, *, threads: int | None = None) -> None:
-    """Write ``src`` quantized per ``decision`` to ``dst`` (temp file, then os.replace)."""
+    """Write ``src`` quantized per ``decision`` to ``dst`` (:func:`kolmbuild.atomic.atomic_path`)."""
     if not decision.quantize or decision.ftype is None:
         raise ValueError("quantize_gguf called with a decision that keeps the base")
     import ctypes
@@ -63,11 +64,7 @@ def quantize_gguf(src: Path, dst: Path, decision: QuantizeDecision, *, threads: 
     params.ftype = decision.ftype
     params.nthread = threads or max(1, (os.cpu_count() or 1))
     params.allow_requantize = read_gguf_info(src).weight_bits < 16
-    tmp = dst.with_name(dst.name + ".part")
-    try:
+    with atomic_path(dst) as tmp:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
         if rc != 0:
             raise BuildFailed(f"llama.cpp could not quantize {src.name} to {decision.ftype_name} (code {rc})")
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)

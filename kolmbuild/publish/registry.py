@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import posixpath
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kolmbuild.atomic import atomic_path
 from kolmbuild.errors import ArtifactError, KolmError, UserInputError
 
 INDEX = "index.json"
@@ -274,11 +273,7 @@ class Registry:
         name, version = parse_spec(spec)
         entry = self.find(name, version)
         dest = Path(out) if out is not None else Path(f"{entry.name}-{entry.version}.kolm")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_path(dest) as tmp:  # verified first: only a good artifact lands at dest
             try:
                 self.fs.get_file(self._p(entry.path), str(tmp))
             except (OSError, FileNotFoundError) as exc:
@@ -295,10 +290,6 @@ class Registry:
                     f"{self.url}/{entry.path}: the artifact is {info.name}@{info.version} ({info.cid}), "
                     f"the index says {entry.name}@{entry.version} ({entry.cid})"
                 )
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return PullResult(entry, dest)
 
 

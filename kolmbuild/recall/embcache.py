@@ -8,11 +8,11 @@ and renamed, so a killed build leaves whole entries or none; a damaged entry is 
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from kolmbuild.atomic import write_atomic
 
 
 class EmbeddingCache:
@@ -37,11 +37,5 @@ class EmbeddingCache:
         return np.frombuffer(data, dtype=np.float32)
 
     def put(self, text: str, vector: np.ndarray) -> None:
-        path = self._path(self.key(text))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            tmp.write_bytes(np.asarray(vector, dtype=np.float32).tobytes())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # not durable: an embedding is recomputed when missing, and get() checks its length
+        write_atomic(self._path(self.key(text)), np.asarray(vector, dtype=np.float32).tobytes(), durable=False)

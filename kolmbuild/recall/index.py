@@ -7,7 +7,6 @@ written beside its destination and renamed when complete, so a reader sees a who
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kolmbuild.atomic import atomic_path
 from kolmbuild.config.models import RecallSpec
 from kolmbuild.errors import DataError
 from kolmbuild.progress import NullProgress, Progress
@@ -169,15 +169,8 @@ def build_index(
         "chunk_chars": str(spec.chunk_chars),
         "overlap_chars": str(spec.overlap_chars),
     }
-    db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db_path.parent / f".{db_path.name}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_path(Path(db_path)) as tmp:
         _write_db(tmp, chunks, vectors, meta, driver)
-        os.replace(tmp, db_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     modalities: dict[str, int] = {}
     for doc in docs:
         modalities[doc.modality.value] = modalities.get(doc.modality.value, 0) + 1

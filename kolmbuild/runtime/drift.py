@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kolmbuild.atomic import write_atomic
 from kolmbuild.config.models import ShapeSpec, TaskSpec
 from kolmbuild.data.examples import load_unlabeled
-from kolmbuild.data.jsonl import write_atomic
 from kolmbuild.errors import ConfigError, UserInputError
 from kolmbuild.hashing import canonical_json
 from kolmbuild.userconfig import state_dir

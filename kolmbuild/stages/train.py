@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import write_atomic
 from kolmbuild.config.models import BaseModelSpec, RecallSpec, ShapeSpec, TrainSpec
 from kolmbuild.config.sections import validate_section
 from kolmbuild.engine.stage import StageContext, StageResult
@@ -43,10 +44,7 @@ def _read_json(path: Path | None) -> Mapping[str, Any] | None:
 
 
 def _write_record(ctx: StageContext, record: Mapping[str, Any]) -> None:
-    dst = ctx.output(RECORD)
-    tmp = dst.with_name(dst.name + ".part")
-    tmp.write_bytes(canonical_json(dict(record)) + b"\n")
-    os.replace(tmp, dst)
+    write_atomic(ctx.output(RECORD), canonical_json(dict(record)) + b"\n")
 
 
 def _labels(ctx: StageContext) -> list[tuple[Any, Any]]:

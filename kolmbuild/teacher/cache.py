@@ -8,10 +8,9 @@ killed mid-write leaves whole entries or none; an unreadable entry counts as a m
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
+from kolmbuild.atomic import write_text_atomic
 from kolmbuild.teacher.request import ChatRequest, Reply
 
 
@@ -30,15 +29,9 @@ class RequestCache:
             return None
 
     def put(self, request: ChatRequest, reply: Reply) -> None:
-        path = self._path(request.cid())
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"request": request.canonical(), "reply": reply.to_json()}
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            tmp.write_text(json.dumps(doc, sort_keys=True, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # durable: a reply was paid for; losing it to a crash would mean paying again
+        write_text_atomic(self._path(request.cid()), json.dumps(doc, sort_keys=True, ensure_ascii=False))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0

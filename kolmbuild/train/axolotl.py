@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import commit, write_text_atomic
 from kolmbuild.config.models import ShapeSpec
 from kolmbuild.errors import BuildFailed
 from kolmbuild.models import BaseModel
@@ -173,9 +174,7 @@ def axolotl_config(
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
     return path
 
 
@@ -231,9 +230,7 @@ def run_axolotl(config: dict[str, Any], config_path: Path) -> None:
     require_axolotl()
     import yaml  # type: ignore[import-untyped]
 
-    tmp = config_path.with_name(config_path.name + ".part")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=True))
-    os.replace(tmp, config_path)
+    write_text_atomic(config_path, yaml.safe_dump(config, sort_keys=True))
     env = dict(os.environ, AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1")
     proc = subprocess.run([sys.executable, "-m", "axolotl.cli.train", str(config_path)], env=env,
                           capture_output=True, text=True)
@@ -262,7 +259,7 @@ def hf_base_dir(base: BaseModel, cache_dir: Path) -> tuple[Path, dict[str, Any]]
         tmp = cache_dir / f".hf-{base.sha256[:16]}.part"
         loaded.model.save_pretrained(tmp, safe_serialization=True)
         loaded.tokenizer.save_pretrained(tmp)
-        os.replace(tmp, folder)
+        commit(tmp, folder)
     return folder, json.loads((folder / "config.json").read_text())
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from kolmbuild.atomic import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -28,7 +29,6 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     dst = folder / CHECKPOINT_FILE
-    tmp = folder / (CHECKPOINT_FILE + ".part")
     payload = {
         "fingerprint": ckpt.fingerprint,
         "step": ckpt.step,
@@ -38,8 +38,8 @@ def save_checkpoint(folder: Path, ckpt: Checkpoint) -> Path:
         "rng": ckpt.rng,
         "reference": ckpt.reference,
     }
-    torch.save(payload, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        torch.save(payload, tmp)
     return dst
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import atomic_path
 from kolmbuild.errors import UserInputError
 from kolmbuild.models import BaseModel
 from kolmbuild.models.gguf_info import read_gguf_info
@@ -156,15 +156,14 @@ def read_peft_adapter(adapter_dir: Path) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def export_lora_gguf(adapter_dir: Path, arch: ArchSpec, dst: Path, *, name: str = "kolmbuild-lora") -> int:
-    """Write the GGUF LoRA for the PEFT adapter in ``adapter_dir`` to ``dst`` (temp file, then
-    os.replace). Returns the number of adapted weights."""
+    """Write the GGUF LoRA for the PEFT adapter in ``adapter_dir`` to ``dst`` (whole or not at
+    all: :func:`kolmbuild.atomic.atomic_path`). Returns the number of adapted weights."""
     import gguf
 
     config, state = read_peft_adapter(adapter_dir)
     alpha = gguf_alpha(config)
     tensors = lora_tensors(state, arch)
-    tmp = dst.with_name(dst.name + ".part")
-    try:
+    with atomic_path(dst) as tmp:
         writer = gguf.GGUFWriter(tmp, arch=arch.architecture)
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_name(name)
@@ -177,7 +176,4 @@ def export_lora_gguf(adapter_dir: Path, arch: ArchSpec, dst: Path, *, name: str 
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return len(tensors)

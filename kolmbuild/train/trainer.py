@@ -13,13 +13,13 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.atomic import commit
 from kolmbuild.errors import BuildFailed, UserInputError
 from kolmbuild.models import BaseModel
 from kolmbuild.progress import NullProgress, Progress
@@ -348,7 +348,7 @@ def _save_adapter(model: Any, base_name: str, out_dir: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
         _canonicalize_config(Path(tmp) / "adapter_config.json")
         for name in ADAPTER_FILES:
-            os.replace(Path(tmp) / name, out_dir / name)
+            commit(Path(tmp) / name, out_dir / name)
 
 
 def _canonicalize_config(path: Path) -> None:

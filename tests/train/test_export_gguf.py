@@ -127,7 +127,7 @@ def test_adapters_llama_cpp_cannot_run_are_refused(tmp_path: Path, kwargs: dict[
     with pytest.raises(ExportError, match=message) as err:
         export_lora_gguf(tmp_path / "a", arch, tmp_path / "x.gguf")
     assert isinstance(err.value, UserInputError)
-    assert not (tmp_path / "x.gguf").exists() and not (tmp_path / "x.gguf.part").exists()
+    assert not (tmp_path / "x.gguf").exists() and not list(tmp_path.glob(".x.gguf.*"))  # no temp left
 
 
 def test_missing_or_malformed_adapter_files(tmp_path: Path) -> None:
