@@ -15,14 +15,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kolmbuild.compute import signals
 from kolmbuild.compute.detect import Detection, detect
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.ledger import Ledger, Rental
+from kolmbuild.compute.ledger import Bill, Ledger, Rental
 from kolmbuild.compute.quote import Quote, quote
 from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.compute.settings import BackendSettings, settings_for
@@ -277,18 +277,14 @@ class ProvisionedAdapter(Adapter):
                     holder["refused"] = str(exc)  # the provider said no: nothing was created
                 raise
             holder["id"] = instance_id
-            # the id goes to the ledger before anything waits for the machine
-            self.ledger.update(rid, instance_id=instance_id, detail=_public(info))
+            # the id goes to the ledger before anything waits for the machine; the meter runs from here
+            self.ledger.update(rid, instance_id=instance_id, detail=_public(info), billed_from=time.time())
             on_progress(f"{self.spec.name}: instance {instance_id} created; waiting until it is reachable")
             ready = self.wait_ready(instance_id, on_progress)
             self.ledger.update(rid, state="running", detail=_public({**info, **ready}))
             code, outputs, tail = self.execute(job, rid, instance_id, ready, on_progress)
-            elapsed = time.monotonic() - started
-            rate = float(ready.get("price_per_hour") or info.get("price_per_hour") or self.hourly_rate())
-            actual = round(elapsed / 3600.0 * rate, 6)
-            self.ledger.update(rid, actual_usd=actual)
-            return RunResult(self.spec.name, rid, code, instance_id, elapsed, est, actual, tuple(outputs),
-                             tuple(tail), {"label": label})
+            result = RunResult(self.spec.name, rid, code, instance_id, time.monotonic() - started, est, None,
+                               tuple(outputs), tuple(tail), {"label": label})
         finally:
             with signals.shield():  # no signal may skip the release below
                 if "refused" in holder:
@@ -300,6 +296,19 @@ class ProvisionedAdapter(Adapter):
                     holder["id"] = self._reconcile(rid, label)
                 if holder["id"] is not None:
                     self.teardown(RunHandle(rid, self.spec.name, holder["id"]))
+                    holder["bill"] = self._bill(rid)  # failed runs are billed too
+        # released: the bill is the ledger's metered time (create → confirmed gone) at the quoted rate
+        bill: Bill | None = holder.get("bill")
+        return replace(result, actual_usd=bill.cost_usd if bill else None,
+                       detail={**result.detail, **({"billed": bill.to_json()} if bill else {})})
+
+    def _bill(self, run_id: str) -> Bill | None:
+        """Write the rental's cost by the ledger (see :meth:`Rental.billed`) as its ``actual_usd``."""
+        rental = self.ledger.get(run_id)
+        bill = rental.billed(self.hourly_rate()) if rental is not None else None
+        if bill is not None and rental is not None and rental.actual_usd != round(bill.cost_usd, 6):
+            self.ledger.update(run_id, actual_usd=round(bill.cost_usd, 6))
+        return bill
 
     def _reconcile(self, run_id: str, label: str) -> str | None:
         """Creation failed or was interrupted: did the provider create it anyway? (list by label)"""

@@ -66,7 +66,9 @@ class ReplicateAdapter(ServerlessAdapter):
                                 "log_tail": (t.logs or "").splitlines()[-5:]}
         metrics = getattr(t, "metrics", None) or {}
         if isinstance(metrics, dict) and isinstance(metrics.get("predict_time"), (int, float)):
+            # Replicate bills the seconds it reports as predict_time at the hardware's per-second price
             info["cost_usd"] = round(metrics["predict_time"] * self.spec.pricing.rate_usd, 6)
+            info["cost_source"] = "provider"
         return _STATES.get(str(t.status), "running"), info
 
     def cancel_job(self, job_id: str) -> None:

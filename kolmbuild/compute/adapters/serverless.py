@@ -71,13 +71,14 @@ class ServerlessAdapter(Adapter):
                     raise ComputeError(f"{self.spec.name}: job {job_id} still {state} past its quoted time")
                 time.sleep(self.settings.poll_s)
             outputs = self.collect(job_id, info, self.output_dir(rid)) if state == "succeeded" else []
-            actual = info.get("cost_usd")
-            self.ledger.update(rid, state="released", actual_usd=actual, note=f"job {state}")
+            actual = info.get("cost_usd")  # the provider's own figure, when its API reports one
+            self.ledger.update(rid, state="released", actual_usd=actual, released_at=time.time(), note=f"job {state}")
             tail = tuple(str(x) for x in info.get("log_tail", ()))
             if state != "succeeded":
                 tail += (f"{self.spec.name}: job {job_id} {state}: {info.get('error') or ''}".rstrip(": "),)
             return RunResult(self.spec.name, rid, 0 if state == "succeeded" else 1, job_id,
-                             time.monotonic() - started, est, actual, tuple(outputs), tail)
+                             time.monotonic() - started, est, actual, tuple(outputs), tail,
+                             {"cost_source": "provider"} if actual is not None else {})
         finally:
             with signals.shield():  # no signal may skip the cancel below
                 if job_id is None:
