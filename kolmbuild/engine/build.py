@@ -25,7 +25,7 @@ from kolmbuild.engine import stamp
 from kolmbuild.engine.execute import receipt_of, run_stage
 from kolmbuild.engine.faults import Faults
 from kolmbuild.engine.hooks import EngineHooks
-from kolmbuild.engine.lock import CacheLock, locked
+from kolmbuild.engine.lock import CacheLock, KeyLocks, locked
 from kolmbuild.engine.plan import Planner, StagePlan, Watched
 from kolmbuild.engine.results import (
     BuildOptions,
@@ -80,6 +80,7 @@ class Engine:
         self.faults = Faults.from_env()
         self.lock = CacheLock(project.cache_dir, lock_timeout_s,
                               on_wait=lambda: self.ui.note("waiting for another kolmbuild on this cache…"))
+        self.running = KeyLocks()  # stage keys being run now (builds of this engine on several threads)
         self.stats = StatCache(project.cache_dir / "stat.db")
         if self.stats.rebuilt:
             self.ui.note(f"kolmbuild: note: {self.stats.rebuilt}")
@@ -383,14 +384,20 @@ class Engine:
             return TaskFailed(str(st.error))
         key, doc = st.pending[rule.name]
         plan = StagePlan(st.composed.name, rule, "stale", key, doc)
-        progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
-        try:
-            rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote)
-        except BaseException as exc:
-            st.error = exc
-            return TaskFailed(str(exc))
-        finally:
-            progress.close()
+        with self.running.hold(key):  # a concurrent build (a sweep's other point) may be running this key
+            done = st.planner.record_for(key)
+            if done is not None:  # it just ran it: take that run, as a cache hit
+                self._accept(st, replace(plan, status="up-to-date", record=done), done)
+                self.runs.set_last(st.composed.name, rule.name, key, doc)
+                return True
+            progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
+            try:
+                rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote)
+            except BaseException as exc:
+                st.error = exc
+                return TaskFailed(str(exc))
+            finally:
+                progress.close()
         self._accept(st, plan, rec)
         st.ran.append(rule.name)
         summary = rec.metrics.get("summary", "") if isinstance(rec.metrics.get("summary"), str) else ""

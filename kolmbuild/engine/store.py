@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from kolmbuild.atomic import atomic_writer, commit
 from kolmbuild.engine.faults import Faults
+from kolmbuild.engine.lock import KeyLocks
 from kolmbuild.engine.stage import NullProgress, Progress
 from kolmbuild.errors import BuildFailed, CorruptObject, LockTimeout, StateCorrupt
 from kolmbuild.hashing.cid import CID
@@ -90,6 +91,7 @@ class Store:
         self.tmp = cache_dir / "tmp"
         self.stats = stats
         self.faults = faults or Faults()
+        self._storing = KeyLocks()
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
 
@@ -140,12 +142,13 @@ class Store:
                 digest, size = hash_stream(f)
             cid = str(CID("raw", digest))
             dest = self.path_of(cid)
-            if self._holds(dest, cid, size):
-                src.unlink()
-                return Stored(cid, size)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if st.st_nlink != 1 or not self._move(fd, st, src, dest):
-                self._copy_in(fd, src, dest, digest)
+            with self._storing.hold(cid):  # two stages (or sweep points) of this process storing the same bytes
+                if self._holds(dest, cid, size):
+                    src.unlink()
+                    return Stored(cid, size)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if st.st_nlink != 1 or not self._move(fd, st, src, dest):
+                    self._copy_in(fd, src, dest, digest)
         finally:
             os.close(fd)
         self.faults.hit("after-put")
