@@ -22,6 +22,7 @@ import yaml
 from kolmbuild.resources import builtin_dir
 from tests.compute.conftest import FAST
 from tests.conftest import REPO
+from tests.report.conftest import chromium, png_reader  # noqa: F401  (fixtures: headless Chromium, PNG reader)
 
 TOKENS = ("KOLM_VAST_TOKEN", "KOLM_LAMBDA_TOKEN", "KOLM_RUNPOD_TOKEN", "KOLM_TOGETHER_TOKEN",
           "KOLM_REPLICATE_TOKEN", "KOLM_FAL_TOKEN", "KOLM_REMOTE_HOST", "VAST_URL", "SOURCE_DATE_EPOCH")
