@@ -152,6 +152,10 @@ def run_sweep(engine: Engine, targets: Sequence[str], overrides: Sequence[str],
             engine.ui = labels
         try:
             results = executor.run(points, build, done)
+        except BaseException:
+            if runs:  # interrupted: summary.json says what finished ("complete": false); so does the report
+                write_sweep_report(folder)
+            raise
         finally:
             engine.ui = plain_ui
             plain_ui.bar_stop(bar)

@@ -39,6 +39,9 @@ def prep(ctx):
 
 
 def heavy(ctx):
+    if os.environ.get("SWEEP_MARK"):  # say that the far side is running, and as which process
+        with open(os.path.join(os.environ["SWEEP_MARK"], ctx.param("task.description")), "w") as fh:
+            fh.write(str(os.getpid()))
     time.sleep(float(os.environ.get("SWEEP_SLEEP", "0")))
     text = ctx.param("task.description") + "\\n" + ctx.up("prep", "rows.txt").read_text()
     ctx.output("result.txt").write_text(text)
@@ -72,12 +75,12 @@ def write_yaml(path: Path, doc: Any) -> Path:
     return path
 
 
-def rented(root: Path, name: str, url: str, rate_usd: float) -> None:
+def rented(root: Path, name: str, url: str, rate_usd: float, **more: Any) -> None:
     """The project's own conf/backend/NAME.yaml: the built-in one pointed at a fake, run locally."""
     base = yaml.safe_load((builtin_dir("conf") / "backend" / f"{name}.yaml").read_text())
     write_yaml(root / "conf" / "backend" / f"{name}.yaml", {
         **base, "base_url": url, "transport": "local", "python": sys.executable, "bootstrap": {"mode": "off"},
-        "pricing": {"basis": "per-hour", "rate_usd": rate_usd}, "cost_per_hour_usd": rate_usd, **FAST})
+        "pricing": {"basis": "per-hour", "rate_usd": rate_usd}, "cost_per_hour_usd": rate_usd, **FAST, **more})
 
 
 def kolmbuild(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
@@ -110,7 +113,8 @@ class WaitProject:
                                               "outputs": ["rows.txt"], "action": "remote_actions:prep"})
         write_yaml(root / "rules/heavy.yaml", {
             "name": "heavy", "version": 1, "after": ["prep"], "reads": ["task.description"],
-            "outputs": ["result.txt"], "env": ["SWEEP_SLEEP"], "action": "remote_actions:heavy", "remote": True})
+            "outputs": ["result.txt"], "env": ["SWEEP_SLEEP", "SWEEP_MARK"], "action": "remote_actions:heavy",
+            "remote": True})
 
 
 @pytest.fixture

@@ -270,6 +270,7 @@ class ProvisionedAdapter(Adapter):
         label = rid
         est = self.quote(job).cost_usd if estimate_usd is None else estimate_usd
         self.token()
+        signals.check_stop(signals.current_stop())  # a sweep stopped meanwhile: rent nothing
         self.ledger.put(Rental(run_id=rid, backend=self.spec.name, state="provisioning", label=label,
                                estimate_usd=est))
         holder: dict[str, Any] = {}
@@ -338,7 +339,9 @@ class ProvisionedAdapter(Adapter):
     def wait_ready(self, instance_id: str, on_progress: OnProgress) -> dict[str, Any]:
         deadline = time.monotonic() + self.settings.ready_timeout_s
         failures = 0
+        stop = signals.current_stop()  # a rental on a worker thread (a sweep point): stop when asked
         while True:
+            signals.check_stop(stop)
             try:
                 status, info = self.instance_status(instance_id)
                 failures = 0
@@ -390,10 +393,16 @@ class ProvisionedAdapter(Adapter):
         transport = self.transport_for(ready)
         stop = threading.Event()
         failure: list[str] = []
+        asked = signals.current_stop()  # on a worker thread: Ctrl+C in the main thread, or the wall-clock limit
+        stopped: list[BaseException] = []
 
         def monitor() -> None:
             fails = 0
             while not stop.wait(self.settings.poll_s):
+                if asked is not None and (err := asked.error()) is not None:
+                    stopped.append(err)
+                    transport.abort()
+                    return
                 try:
                     status, _ = self.instance_status(instance_id)
                     fails = 0
@@ -416,10 +425,14 @@ class ProvisionedAdapter(Adapter):
             try:
                 code = transport.run(job.command, line_relay(job, transport, tail, on_progress))
             except ComputeError:
+                if stopped:
+                    raise stopped[0] from None
                 if failure:  # the monitor cut the connection: say why
                     raise ComputeError(f"{self.spec.name}: {failure[0]}") from None
                 raise
             stop.set()
+            if stopped:
+                raise stopped[0]
             if failure:
                 raise ComputeError(f"{self.spec.name}: {failure[0]}")
             outputs = transport.download(job.outputs, self.output_dir(run_id))

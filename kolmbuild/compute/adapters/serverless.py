@@ -45,6 +45,7 @@ class ServerlessAdapter(Adapter):
         rid = run_id or new_run_id()
         est = self.quote(job).cost_usd if estimate_usd is None else estimate_usd
         self.token()
+        signals.check_stop(signals.current_stop())  # a sweep stopped meanwhile: submit nothing
         self.ledger.put(Rental(run_id=rid, backend=self.spec.name, state="provisioning", label=rid, estimate_usd=est))
         job_id: str | None = None
         state: str = "queued"
@@ -57,7 +58,9 @@ class ServerlessAdapter(Adapter):
             failures = 0
             # past the wait-for-capacity timeout plus three times the quoted duration, give up (and cancel)
             deadline = time.monotonic() + self.settings.ready_timeout_s + 3 * self.quote(job).duration_s
+            stop = signals.current_stop()  # a job started from a worker thread (a sweep point)
             while True:
+                signals.check_stop(stop)
                 try:
                     state, info = self.job_state(job_id)
                     failures = 0
