@@ -135,3 +135,17 @@ def test_a_recipe_only_build_on_a_paid_backend_names_it_as_chosen_not_as_the_dev
     assert "device" not in block and "gpu" not in block and "nothing ran on vast" in block["note"]
     out = kolmbuild(root, "inspect", str(root / doc["artifact"]))
     assert out.returncode == 0 and "backend=vast" in out.stdout and "gpu=" not in out.stdout
+
+
+def test_inspect_on_a_recipe_only_build_shows_measured_seconds_not_the_quote(tmp_path: Path) -> None:
+    root = phi_project(tmp_path / "proj", remote_train=False)
+    r = kolmbuild(root, "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    [doc] = json.loads(r.stdout)
+    art = str(root / doc["artifact"])
+    compute = json.loads(kolmbuild(root, "inspect", art, "--json").stdout)["manifest"]["compute"]
+    measured, quoted = compute["actual"]["duration_seconds"], compute["estimate"]["duration_seconds"]
+    assert 0 < measured < 30 and quoted == 51.7 and compute["actual"]["cost_basis"].startswith("measured time")
+    assert set(compute["actual"]["stages"]) == set(compute["ran"]) and "train" in compute["ran"]
+    text = kolmbuild(root, "inspect", art).stdout
+    assert f"actual.duration_seconds={measured:.3f}" in text and "estimate.duration_seconds=51.700" in text
