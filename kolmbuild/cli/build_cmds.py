@@ -141,14 +141,14 @@ def _print_summary(runs: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="sweep summary")
-    for col in ("#", "target", "overrides", "status", "time", "cost", "K", "artifact"):
+    table = Table(title="sweep summary (artifacts in the sweep folder, one folder per point)")
+    for col in ("point", "status", "time", "cost", "K"):
         table.add_column(col)
     for r in runs:
         k = r.get("k_score")
         cost = f"${r['cost_usd']:.4f}" + ("" if r.get("cost_known", True) else "+?")
-        table.add_row(str(r.get("point", "")), r["target"], " ".join(r["overrides"]), r["status"],
-                      f"{r['duration_s']:.2f} s", cost, f"{k:.3f}" if isinstance(k, float) else "-", r.get("artifact") or "-")
+        table.add_row(r.get("name") or f"{r['target']} {' '.join(r['overrides'])}", r["status"],
+                      f"{r['duration_s']:.2f} s", cost, f"{k:.3f}" if isinstance(k, float) else "-")
     Console(stderr=True).print(table)
 
 
