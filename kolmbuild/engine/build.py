@@ -20,6 +20,7 @@ from typing import Any
 
 from kolmbuild.atomic import atomic_writer
 from kolmbuild.config.compose import ComposedTarget
+from kolmbuild.config.interp import DYNAMIC
 from kolmbuild.config.kolmfile import Project
 from kolmbuild.engine import stamp
 from kolmbuild.engine.execute import receipt_of, run_stage
@@ -308,9 +309,13 @@ class Engine:
         files = stamp.config_paths(self.project, self.rule_dirs) | self.watched.files
         files.update(self.out_path(t) for t in targets)
         objects = {self.store.path_of(c) for p in plans if p.record is not None for c in p.record.outputs.values()}
+        env_names = [v for r in self.rules.values() for v in r.spec.env]
+        env_names += [n for t in targets for n in t.env_names]  # ${oc.env:…} in the config
+        if DYNAMIC in env_names:  # ${oc.env:${x}}: no fixed variable to watch, so no fast path
+            return
         stamp.write_stamp(
             self.project.cache_dir, stamp.stamp_key(request.cwd, list(request.args)), files=files,
-            dirs=set(self.watched.dirs), objects=objects, env_names=[v for r in self.rules.values() for v in r.spec.env],
+            dirs=set(self.watched.dirs), objects=objects, env_names=env_names,
             build_message=message, status_lines=[p.line() for p in plans],
         )
 

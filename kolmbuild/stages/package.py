@@ -125,23 +125,24 @@ def _say(message: str) -> None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    task = ctx.param("task")
+    # the manifest records the config: values from ${oc.env:…} stay interpolations, never values
+    task = ctx.public_param("task")
     if not isinstance(task, Mapping):
         raise BuildFailed(f"package: target {ctx.target!r} has no task")
-    backend = ctx.param("backend") or {}
+    backend = ctx.public_param("backend") or {}
     receipts = upstream_receipts(ctx)
     components = gather_components(ctx)
     ctx.progress.start("writing the artifact", total=1)
     written = write_artifact(
         ctx.output(OUTPUT),
-        target=str(ctx.param("target") or ctx.target),
+        target=str(ctx.public_param("target") or ctx.target),
         version=str(task.get("version", "0.0.0")),
         task=task,
         components=components,
         base=base_reference(ctx.up("train", "train.json"), task, ctx.up("decompose", "decompose.json")),
         receipts=[r.to_json() for r in receipts.values()],
         compute=compute_of(backend, receipts),
-        gates=ctx.param("gates") or {},
+        gates=ctx.public_param("gates") or {},
         metrics=metrics_of(ctx),
         hmac_key=resolve_hmac_key(),
         log=_say,
