@@ -16,7 +16,14 @@ from typing import Any
 
 from kolmbuild.engine.hooks import RemoteRunner
 from kolmbuild.engine.plan import Planner, StagePlan
-from kolmbuild.engine.stage import NullProgress, Progress, StageContext, StageReceipt, StageResult
+from kolmbuild.engine.stage import (
+    NullProgress,
+    Progress,
+    SharedEntries,
+    StageContext,
+    StageReceipt,
+    StageResult,
+)
 from kolmbuild.engine.store import RunRecord
 from kolmbuild.errors import BuildFailed, KolmError
 
@@ -103,11 +110,13 @@ def run_stage(
     receipts: Mapping[str, StageReceipt],
     progress: Progress | None = None,
     run_remote: RemoteRunner | None = None,
+    shared: SharedEntries | None = None,
 ) -> RunRecord:
     """Execute a stale stage and record it. Raises KolmError subclasses on failure.
 
     A ``remote: true`` rule on a non-local backend goes to ``run_remote`` (the caller's hook; the
-    engine never imports the compute layer); without one it fails before anything is rented."""
+    engine never imports the compute layer); without one it fails before anything is rented.
+    ``shared``: the remote cache's shared entries, handed to the stage as ``ctx.shared``."""
     assert plan.key is not None and plan.doc is not None
     rule, store = plan.rule, planner.store
     work = store.new_workdir(f"{plan.target}-{rule.name}")
@@ -126,6 +135,7 @@ def run_stage(
             upstream=_link_upstream(work, planner, outputs, rule.spec.after),
             receipts=dict(receipts),
             progress=progress or NullProgress(),
+            shared=shared,
         )
         started = time.perf_counter()
         try:

@@ -10,12 +10,13 @@ A rule (``rules/<stage>.yaml``) names the action, ``package.module:function``, c
 
 and writes each declared output into ``ctx.outdir`` under its declared name. The engine hashes
 the outputs, moves them into the content-addressed store atomically and records the receipt.
-Persistent stage-private caches (teacher calls, embeddings) live under ``ctx.cache_dir``.
+Persistent stage-private caches (teacher calls, embeddings) live under ``ctx.cache_dir``; with a
+remote cache configured, ``ctx.shared`` shares their entries with other machines (signed, checked).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,22 @@ class NullProgress:
 
     def log(self, message: str) -> None:
         pass
+
+
+class SharedEntries(Protocol):
+    """Stage-private cache entries shared through the remote cache (kolmbuild.remote.RemoteCache).
+
+    ``kind`` is the cache (``teacher``, ``embeddings``), ``name`` the entry's content address. What
+    ``get_entry`` returns was signed by a trusted key; the caller still checks that it is the entry
+    of ``name`` (a request's CID, a text's hash) before using it. ``put_entry`` shares an entry when
+    pushing is on (in the background) and does nothing otherwise.
+    """
+
+    def get_entry(self, kind: str, name: str) -> bytes | None: ...
+
+    def get_entries(self, kind: str, names: Sequence[str]) -> dict[str, bytes]: ...
+
+    def put_entry(self, kind: str, name: str, payload: bytes, *, wait: bool = False) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,7 @@ class StageContext:
     upstream: Mapping[str, Mapping[str, Path]]
     receipts: Mapping[str, StageReceipt]
     progress: Progress = field(default_factory=NullProgress)
+    shared: SharedEntries | None = None
 
     def param(self, path: str) -> Any:
         """The config subtree at ``path`` (dotted), which must be declared in the rule's reads."""
