@@ -496,6 +496,15 @@ class Engine:
             return False
         key = str(cid_of_json(doc))
         rec = st.planner.record_for(key)
+        if rec is None and self.sync is not None:
+            try:
+                rec = self.sync.lookup(st.composed.name, rule, key, doc)
+            except BaseException as exc:  # --remote-required and the remote went down
+                st.error = st.error or exc
+                return False
+            if rec is not None:
+                st.pulled.append(rule.name)
+                self.ui.note(f"{st.composed.name}: {rule.name:<10} pulled from the remote cache")
         if rec is None:
             st.pending[rule.name] = (key, doc)
             return False

@@ -12,7 +12,7 @@ reads them or the install copies one (kolmbuild.engine.store).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kolmbuild.engine.plan import Planner, StagePlan
 from kolmbuild.engine.results import PushReport
@@ -54,6 +54,7 @@ class RemoteSync:
         self.remote = remote
         self.store = store
         self.runs = runs
+        self._asked: set[str] = set()  # keys looked up already (found ones are recorded here)
 
     def discover(self, planners: Sequence[Planner]) -> dict[str, RunRecord]:
         """Trusted remote runs (by key) for the stages of ``planners`` that are stale here."""
@@ -65,10 +66,11 @@ class RemoteSync:
                 for p in planner.plan(found):
                     if p.status == "stale" and not p.remote and p.key is not None and p.key not in tried:
                         ask.append((p.key, p.rule))
-            keys = list(dict.fromkeys(k for k, _ in ask))
+            keys = [k for k in dict.fromkeys(k for k, _ in ask) if k not in self._asked]
             if not keys:
                 break
             tried.update(keys)
+            self._asked.update(keys)
             docs = self.remote.get_runs(keys)
             new = 0
             for key, rule in ask:
@@ -90,16 +92,35 @@ class RemoteSync:
         """Record here the remote runs ``planner``'s stale stages can use; return their plans."""
         adopted = []
         for p in planner.plan(found):
-            if not p.remote or p.record is None or p.key is None or p.doc is None:
-                continue
-            rec = p.record
-            for cid in rec.outputs.values():  # a damaged copy here must not shadow the remote's
-                if self.store.exists(cid) and not self.store.intact(cid, rec.sizes.get(cid)):
-                    self.store.drop(cid)
-            self.runs.put(rec)
-            self.runs.set_last(planner.target, p.stage, p.key, p.doc)
-            adopted.append(p)
+            if p.remote and p.record is not None and p.key is not None and p.doc is not None:
+                self._record(planner.target, p.stage, p.key, p.doc, p.record)
+                adopted.append(p)
         return adopted
+
+    def lookup(self, target: str, rule: Rule, key: str, key_doc: Mapping[str, Any]) -> RunRecord | None:
+        """Mid-build, for one stage whose key became known only now (an upstream stage ran here and
+        made bytes the remote has seen: early cutoff): the remote's run, adopted, or None."""
+        if key in self._asked:
+            return None
+        self._asked.add(key)
+        doc = self.remote.get_runs([key]).get(key)
+        if doc is None:
+            return None
+        problem = check_run(doc, rule)
+        if problem:
+            self.remote.warn_once(f"runs/{key}.json",
+                                  f"remote cache {self.remote.display}: ignoring runs/{key}.json: {problem}")
+            return None
+        rec = as_record(doc, self.remote.display)
+        self._record(target, rule.name, key, key_doc, rec)
+        return rec
+
+    def _record(self, target: str, stage: str, key: str, key_doc: Mapping[str, Any], rec: RunRecord) -> None:
+        for cid in rec.outputs.values():  # a damaged copy here must not shadow the remote's
+            if self.store.exists(cid) and not self.store.intact(cid, rec.sizes.get(cid)):
+                self.store.drop(cid)
+        self.runs.put(rec)
+        self.runs.set_last(target, stage, key, key_doc)
 
     def push(self, keys: Iterable[str]) -> PushReport:
         """Push the recorded runs of ``keys``: objects the remote lacks first, each signed record last."""
