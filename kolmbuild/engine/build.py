@@ -315,14 +315,15 @@ class Engine:
         stages wrote finish uploading)."""
         assert self.remote is not None and self.sync is not None
         try:
-            if self.remote.push_enabled:
+            if self.remote.push_enabled and self.remote.down is None:  # a down remote was warned about once
                 for o in outcomes:
                     keys = [o.receipts[s].key for s in o.ran if s in o.receipts]
                     if keys:
                         report = self.sync.push(keys)
                         o.pushed.extend(report.runs)
                         for stage, why in report.skipped:
-                            self.ui.warn(f"{o.target}: {stage} was not pushed: {why}")
+                            if self.remote.down is None:
+                                self.ui.warn(f"{o.target}: {stage} was not pushed: {why}")
         finally:
             self.remote.flush()
 
