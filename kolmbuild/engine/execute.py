@@ -26,6 +26,7 @@ from kolmbuild.engine.stage import (
 )
 from kolmbuild.engine.store import RunRecord
 from kolmbuild.errors import BuildFailed, KolmError
+from kolmbuild.remote.records import is_cid
 
 
 def resolve_action(spec: str, project_root: Path) -> Callable[[StageContext], StageResult | None]:
@@ -169,10 +170,17 @@ def run_stage(
             elif kind != "missing":
                 raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r}: its output {out.name!r} is {kind}; "
                                   "outputs must be plain files (a link is never stored, nor made read-only)")
+            elif out.name in result.remote_outputs and result.origin:
+                cid, size = result.remote_outputs[out.name]
+                if not is_cid(cid) or not isinstance(size, int) or size < 0:
+                    raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r}: its output {out.name!r} "
+                                      f"is said to be in the remote cache as {cid!r}, which is not a CID")
+                stored[out.name], sizes[cid] = cid, size
             elif not out.optional:
                 raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r} did not write its output {out.name!r}")
         metrics: dict[str, Any] = dict(result.metrics)
-        record = RunRecord(plan.key, rule.name, stored, metrics, duration, sizes)
+        pulled = result.origin if any(n in result.remote_outputs for n in stored) else None
+        record = RunRecord(plan.key, rule.name, stored, metrics, duration, sizes, pulled)
         planner.runs.put(record)  # committed only now: every output is already in the store
         store.faults.hit("after-record")
         planner.runs.set_last(plan.target, rule.name, plan.key, plan.doc)

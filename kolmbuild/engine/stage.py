@@ -84,10 +84,16 @@ class StageReceipt:
 
 @dataclass(frozen=True)
 class StageResult:
-    """Returned by an action: metrics (JSON-able) that go into the receipt and the manifest."""
+    """Returned by an action: metrics (JSON-able) that go into the receipt and the manifest.
+
+    ``remote_outputs``: declared outputs the stage left in the remote cache instead of ``outdir``
+    (name -> (CID, size); a remote stage whose far side pushed them there), with ``origin`` naming
+    that remote. They are recorded like a pulled run's: fetched by CID, re-hashed, when read."""
 
     metrics: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    remote_outputs: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,10 @@ class RemoteCache:
         self._warned: set[str] = set()
         self._down: str | None = None
         self._made_dirs: set[str] = set()
+        # what from_url was given (a remote stage's far side opens the same remote; see
+        # kolmbuild.compute.stage_remote, which forwards only what is not secret)
+        self.location: Location | None = None
+        self.storage_options: Mapping[str, Any] = {}
 
     # ------------------------------------------------------------------ making one
 
@@ -134,8 +138,10 @@ class RemoteCache:
         def opener() -> tuple[Any, str]:
             return open_filesystem(loc, options, connect_s=connect_timeout_s, read_s=read_timeout_s)
 
-        return cls(opener, loc.display, writable=loc.writable, object_store=loc.object_store,
-                   serial=loc.protocol in ("sftp", "ssh"), **kw)
+        cache = cls(opener, loc.display, writable=loc.writable, object_store=loc.object_store,
+                    serial=loc.protocol in ("sftp", "ssh"), **kw)
+        cache.location, cache.storage_options = loc, options
+        return cache
 
     @classmethod
     def over(cls, fs: Any, root: str, **kw: Any) -> RemoteCache:
@@ -400,9 +406,16 @@ class RemoteCache:
 
         self._op(f"writing {rel}", write, miss_ok=False)
 
-    def put_object(self, cid: str, src: Path) -> None:
-        self._write(f"objects/{cid}", src=src)
+    def put_object(self, cid: str, src: Path) -> bool:
+        """Upload ``src`` as object ``cid`` (the caller hashed it); False when the remote is down."""
+        if not is_cid(cid):
+            raise ValueError(f"not a CID: {cid!r}")
+        try:
+            self._write(f"objects/{cid}", src=src)
+        except _Down:
+            return False
         self._count(objects_up=1, bytes_up=src.stat().st_size)
+        return True
 
     def push_run(self, doc: RunDoc, local: Mapping[str, Path | None]) -> int:
         """Push a run: the objects the remote lacks first (from ``local``: CID -> file here, None for
@@ -420,8 +433,8 @@ class RemoteCache:
             for c in missing:
                 if local.get(c) is None:
                     raise KeyError(c)
-            self._map(lambda c: self.put_object(c, local[c]), missing)  # type: ignore[arg-type]
-            if self._down is not None:
+            sent = self._map(lambda c: self.put_object(c, local[c]), missing)  # type: ignore[arg-type]
+            if self._down is not None or not all(sent):
                 return -1
             envelope = seal(doc.payload(), RUN_TYPE, self.signing_key())
             self._write(f"runs/{doc.key}.json", envelope)
