@@ -72,6 +72,9 @@ def _records(root: Path) -> dict[str, dict[str, str]]:
         return {}
     db = sqlite3.connect(db_path)
     try:
+        # a kill between sqlite creating the file and the engine creating its tables leaves no table
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone() is None:
+            return {}
         return {stage: json.loads(outputs) for stage, outputs in db.execute("SELECT stage, outputs FROM runs")}
     finally:
         db.close()
