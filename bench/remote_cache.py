@@ -86,8 +86,13 @@ def kolmbuild(root: Path, config: Path, env: dict[str, str], *args: str) -> tupl
     return elapsed, r.stdout, r.stderr
 
 
-def median_of(reps: int, fn) -> float:
-    return statistics.median(fn() for _ in range(reps))
+def interleaved(reps: int, first, second) -> tuple[float, float]:
+    """Medians of ``reps`` runs of each, taken turn about (a busy machine's drift hits both alike)."""
+    a, b = [], []
+    for _ in range(reps):
+        a.append(first())
+        b.append(second())
+    return statistics.median(a), statistics.median(b)
 
 
 def main() -> None:
@@ -136,10 +141,8 @@ def main() -> None:
         kolmbuild(b, cfg_b, aws)  # leave the stamps the fast path reads
         kolmbuild(b, cfg_b, aws, "--remote", url)
         before = proxy.connections
-        fast_with = median_of(args.reps, lambda: noop(True, True))
-        fast_without = median_of(args.reps, lambda: noop(False, True))
-        full_with = median_of(args.reps, lambda: noop(True, False))
-        full_without = median_of(args.reps, lambda: noop(False, False))
+        fast_with, fast_without = interleaved(args.reps * 3, lambda: noop(True, True), lambda: noop(False, True))
+        full_with, full_without = interleaved(args.reps, lambda: noop(True, False), lambda: noop(False, False))
         noop_connections = proxy.connections - before
     finally:
         server.stop()
@@ -155,6 +158,7 @@ def main() -> None:
         "as_on_main": main_case,
         "train_always": trained_case,
         "reps": args.reps,
+        "noop_reps": {"fast_path": args.reps * 3, "full_engine": args.reps},
         "noop_fast_path_with_remote_s": round(fast_with, 4),
         "noop_fast_path_without_s": round(fast_without, 4),
         "noop_fast_path_ratio": round(fast_with / fast_without, 3),

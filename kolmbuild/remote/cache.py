@@ -35,24 +35,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from kolmbuild.artifact.keys import SigningKey
 from kolmbuild.errors import CorruptObject, RemoteUnavailable, UserInputError
 from kolmbuild.hashing.cid import CID
 from kolmbuild.hashing.files import hash_stream
-from kolmbuild.remote.envelope import (
-    CHECKPOINTS_TYPE,
-    EMBEDDING_TYPE,
-    RUN_TYPE,
-    TEACHER_TYPE,
-    TrustedKeys,
-    Untrusted,
-    open_envelope,
-    seal,
-)
-from kolmbuild.remote.records import RunDoc, is_cid
+from kolmbuild.remote.records import CHECKPOINTS_TYPE, EMBEDDING_TYPE, RUN_TYPE, TEACHER_TYPE, RunDoc, is_cid
 from kolmbuild.remote.storage import Location, locate, open_filesystem
+
+if TYPE_CHECKING:
+    from kolmbuild.artifact.keys import SigningKey
+    from kolmbuild.remote.envelope import TrustedKeys
 
 _T = TypeVar("_T")
 _ENTRY = re.compile(r"[A-Za-z0-9_.-]{8,160}")
@@ -93,7 +86,7 @@ class RemoteCache:
     """
 
     def __init__(self, opener: Opener, display: str, *, writable: bool = True, object_store: bool = False,
-                 serial: bool = False, trust: TrustedKeys | None = None,
+                 serial: bool = False, trust: TrustedKeys | Callable[[], TrustedKeys] | None = None,
                  signer: Callable[[], SigningKey] | None = None, push: bool = False, required: bool = False,
                  workers: int = 8, warn: Callable[[str], None] | None = None) -> None:
         if push and not writable:
@@ -102,7 +95,7 @@ class RemoteCache:
         self.display = display
         self.writable = writable
         self.object_store = object_store
-        self.trust = trust if trust is not None else TrustedKeys({})
+        self._trust = trust
         self.push_enabled = push
         self.required = required
         self.stats = RemoteStats()
@@ -126,6 +119,18 @@ class RemoteCache:
         # kolmbuild.compute.stage_remote, which forwards only what is not secret)
         self.location: Location | None = None
         self.storage_options: Mapping[str, Any] = {}
+
+    @property
+    def trust(self) -> TrustedKeys:
+        """The trusted keys, loaded on first use (a no-op with a remote configured never loads them)."""
+        from kolmbuild.remote.envelope import TrustedKeys  # the signing code loads only when needed
+
+        with self._lock:
+            if self._trust is None:
+                self._trust = TrustedKeys({})
+            elif not isinstance(self._trust, TrustedKeys):
+                self._trust = self._trust()
+            return self._trust
 
     # ------------------------------------------------------------------ making one
 
@@ -269,6 +274,8 @@ class RemoteCache:
         return data
 
     def _open_signed(self, rel: str, payload_type: str, data: bytes) -> bytes | None:
+        from kolmbuild.remote.envelope import Untrusted, open_envelope  # loaded on the first record read
+
         try:
             payload, _signer = open_envelope(data, payload_type, self.trust)
         except Untrusted as exc:
@@ -436,6 +443,8 @@ class RemoteCache:
             sent = self._map(lambda c: self.put_object(c, local[c]), missing)  # type: ignore[arg-type]
             if self._down is not None or not all(sent):
                 return -1
+            from kolmbuild.remote.envelope import seal
+
             envelope = seal(doc.payload(), RUN_TYPE, self.signing_key())
             self._write(f"runs/{doc.key}.json", envelope)
         except _Down:
@@ -448,6 +457,8 @@ class RemoteCache:
         Does nothing unless pushing; returns False when nothing was (or will be) written."""
         if not self.push_enabled or kind not in KINDS or not _ENTRY.fullmatch(name) or self._down is not None:
             return False
+        from kolmbuild.remote.envelope import seal
+
         key = self.signing_key()
 
         def send() -> bool:

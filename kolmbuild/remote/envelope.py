@@ -32,12 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kolmbuild.artifact.keys import SigningKey, fingerprint, load_public_key, trusted_fingerprints
 from kolmbuild.errors import UserInputError
 from kolmbuild.hashing import canonical_json
+from kolmbuild.remote.records import CHECKPOINTS_TYPE, EMBEDDING_TYPE, RUN_TYPE, TEACHER_TYPE
 
-# One payload type per kind of entry: a signature over one kind never validates another.
-RUN_TYPE = "application/vnd.kolmbuild.run.v1+json"
-TEACHER_TYPE = "application/vnd.kolmbuild.teacher-reply.v1+json"
-EMBEDDING_TYPE = "application/vnd.kolmbuild.embedding.v1+json"
-CHECKPOINTS_TYPE = "application/vnd.kolmbuild.checkpoints.v1+json"
+__all__ = ["CHECKPOINTS_TYPE", "EMBEDDING_TYPE", "RUN_TYPE", "TEACHER_TYPE", "TrustedKeys", "Untrusted",
+           "open_envelope", "pae", "seal"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 

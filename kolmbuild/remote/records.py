@@ -14,6 +14,13 @@ from typing import Any
 
 from kolmbuild.hashing import canonical_json
 
+# One DSSE payload type per kind of signed entry (kolmbuild.remote.envelope): a signature over one
+# kind never validates another.
+RUN_TYPE = "application/vnd.kolmbuild.run.v1+json"
+TEACHER_TYPE = "application/vnd.kolmbuild.teacher-reply.v1+json"
+EMBEDDING_TYPE = "application/vnd.kolmbuild.embedding.v1+json"
+CHECKPOINTS_TYPE = "application/vnd.kolmbuild.checkpoints.v1+json"
+
 _CID = re.compile(r"b[a-z2-7]{50,70}")
 _OUTPUT = re.compile(r"[A-Za-z0-9._-]{1,255}")
 

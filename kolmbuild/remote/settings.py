@@ -21,6 +21,7 @@ from kolmbuild.errors import ConfigError, UserInputError
 if TYPE_CHECKING:
     from kolmbuild.artifact.keys import SigningKey
     from kolmbuild.remote.cache import RemoteCache
+    from kolmbuild.remote.envelope import TrustedKeys
 
 ENV_URL = "KOLM_REMOTE_CACHE"
 ENV_PUSH = "KOLM_CACHE_PUSH"
@@ -89,16 +90,25 @@ def open_remote(settings: RemoteSettings, *, warn: Callable[[str], None] | None 
     """The remote cache the settings name (opened lazily: no network call yet), or None."""
     if settings.url is None:
         return None
-    # the signing code (and the artifact package it lives in) loads only when a remote is configured
-    from kolmbuild.artifact.keys import resolve_signing_key
     from kolmbuild.remote.cache import RemoteCache
-    from kolmbuild.remote.envelope import TrustedKeys
 
-    # this machine's own records are trusted: its key is in the keys folder, or named by the env
-    trust = TrustedKeys.load(settings.trust, own=_own_key())
+    def trust() -> TrustedKeys:  # on the first record read: a no-op never loads the signing code
+        from kolmbuild.remote.envelope import TrustedKeys
+
+        # this machine's own records are trusted: its key is in the keys folder, or named by the env
+        return TrustedKeys.load(settings.trust, own=_own_key())
+
+    def signer() -> SigningKey:  # on the first push
+        from kolmbuild.artifact.keys import resolve_signing_key
+
+        return resolve_signing_key(log)
+
+    for path in settings.trust:  # a missing trust file is bad input, said at once
+        if not path.is_file():
+            raise UserInputError(f"cache.trust: {path}: no such public key file")
     try:
         return RemoteCache.from_url(settings.url, base=settings.base, storage_options=settings.storage_options,
-                                    trust=trust, signer=lambda: resolve_signing_key(log),  # on the first push
-                                    push=settings.push, required=settings.required, warn=warn)
+                                    trust=trust, signer=signer, push=settings.push, required=settings.required,
+                                    warn=warn)
     except ValueError as exc:
         raise UserInputError(f"remote cache: {exc}") from exc
