@@ -11,23 +11,32 @@ Pinned API (other packages code against it)::
 
 from __future__ import annotations
 
-from kolmbuild.artifact.format import COMPONENTS, FORMAT
-from kolmbuild.artifact.reader import Artifact, Component, load_artifact, open_artifact
-from kolmbuild.artifact.verify import Check, VerifyReport, verify_artifact
-from kolmbuild.artifact.writer import WrittenArtifact, write_artifact
-from kolmbuild.artifact.zipio import Limits
+from typing import Any
 
-__all__ = [
-    "COMPONENTS",
-    "FORMAT",
-    "Artifact",
-    "Check",
-    "Component",
-    "Limits",
-    "VerifyReport",
-    "WrittenArtifact",
-    "load_artifact",
-    "open_artifact",
-    "verify_artifact",
-    "write_artifact",
-]
+# Loaded on first use (as kolmbuild.hashing does): importing kolmbuild.artifact.keys for a remote
+# cache's signatures must not load the whole artifact reader and writer.
+_EXPORTS = {
+    "COMPONENTS": "kolmbuild.artifact.format",
+    "FORMAT": "kolmbuild.artifact.format",
+    "Artifact": "kolmbuild.artifact.reader",
+    "Component": "kolmbuild.artifact.reader",
+    "load_artifact": "kolmbuild.artifact.reader",
+    "open_artifact": "kolmbuild.artifact.reader",
+    "Check": "kolmbuild.artifact.verify",
+    "VerifyReport": "kolmbuild.artifact.verify",
+    "verify_artifact": "kolmbuild.artifact.verify",
+    "WrittenArtifact": "kolmbuild.artifact.writer",
+    "write_artifact": "kolmbuild.artifact.writer",
+    "Limits": "kolmbuild.artifact.zipio",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kolmbuild.artifact' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

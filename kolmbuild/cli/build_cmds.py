@@ -17,9 +17,26 @@ from kolmbuild.engine.plan import StagePlan
 from kolmbuild.engine.results import BuildOptions, StampRequest, exit_code
 from kolmbuild.engine.ui import BuildUI
 from kolmbuild.errors import ConfigError
+from kolmbuild.remote.settings import RemoteSettings, open_remote, remote_settings
 from kolmbuild.wiring import engine_hooks
 
 _PROJECT_ARGS = click.argument("args", nargs=-1)
+
+
+def remote_options(*, push: bool) -> Any:
+    """``--remote URL``, ``--remote-required`` (and for verbs that write, ``--push``): the remote stage
+    cache (docs/engine.md)."""
+
+    def add(fn: Any) -> Any:
+        fn = click.option("--remote-required", "remote_required", is_flag=True,
+                          help="A remote cache that is down is an error (exit 2), not a warning.")(fn)
+        if push:
+            fn = click.option("--push", "push", is_flag=True, default=None,
+                              help="Push what ran to the remote cache (also KOLM_CACHE_PUSH=1, cache.push).")(fn)
+        return click.option("--remote", "remote", metavar="URL", default=None,
+                            help="Remote stage cache, any fsspec URL (also KOLM_REMOTE_CACHE, cache.remote).")(fn)
+
+    return add
 
 
 def _project(ctx: click.Context) -> Project:
@@ -47,8 +64,17 @@ def _compose(project: Project, targets: Sequence[str], overrides: Sequence[str])
     return [composer.compose(t, overrides) for t in names]
 
 
-def _engine(project: Project, quiet: bool = False) -> Engine:
-    return Engine(project, BuildUI(quiet=quiet), hooks=engine_hooks())
+def _engine(project: Project, quiet: bool = False, remote: RemoteSettings | None = None) -> Engine:
+    """The engine with the standard hooks and, when ``remote`` names one, the remote cache (opened
+    lazily: a build whose stages are all up to date here makes no network call)."""
+    ui = BuildUI(quiet=quiet)
+    cache = open_remote(remote, warn=ui.warn, log=ui.note) if remote is not None else None
+    return Engine(project, ui, hooks=engine_hooks(), remote=cache)
+
+
+def _remote(project: Project, url: str | None, push: bool | None, required: bool) -> RemoteSettings:
+    """``push``: True (--push), False (a verb that never pushes), None (the environment and kolmfile decide)."""
+    return remote_settings(project, url=url, push=push, required=required)
 
 
 def _stamp_request(ctx: click.Context) -> StampRequest | None:
@@ -73,9 +99,11 @@ def _stamp_request(ctx: click.Context) -> StampRequest | None:
               help="USD cap: refuse (exit 2) a build whose quote exceeds it, before any provider call.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Where the package stage installs the .kolm (one target; default artifacts/<target>-<version>.kolm).")
+@remote_options(push=True)
 @click.pass_context
 def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bool, jobs: int,
-          keep_going: bool, show_cfg: bool, json_out: bool, budget: float | None, out: str | None) -> None:
+          keep_going: bool, show_cfg: bool, json_out: bool, budget: float | None, out: str | None,
+          remote: str | None, push: bool | None, remote_required: bool) -> None:
     """Build every stale target (or the TARGETs named), applying Hydra OVERRIDEs.
 
     \b
@@ -83,8 +111,10 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
     kolmbuild phi-redactor gates=strict        one target, another gates option
     kolmbuild task.train.rank=32 +x=1 ~y       Hydra override grammar
     kolmbuild -m backend=local-cpu,vast        sweep: one build per value
+    kolmbuild --remote s3://bucket/kolm --push reuse a shared cache, push what ran
     """
     project = _project(ctx)
+    settings = _remote(project, remote, push or None, remote_required)
     targets, overrides = _split_args(project, args)
     if budget is not None:  # same as the override budget.usd=USD (and the kolmfile's budget.usd)
         overrides.append(f"budget.usd={budget}")
@@ -98,7 +128,7 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
         overrides.append(f"out='{quoted}'")
     options = BuildOptions(jobs, keep_going)
     if multirun:
-        ctx.exit(_multirun(project, targets, overrides, options, json_out))
+        ctx.exit(_multirun(project, targets, overrides, options, json_out, settings))
     composed = _compose(project, targets, overrides)
     if show_cfg:
         import yaml
@@ -109,7 +139,7 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
         else:
             click.echo(yaml.safe_dump(docs, sort_keys=False).rstrip())
         return
-    with _engine(project, quiet=json_out) as engine:
+    with _engine(project, quiet=json_out, remote=settings) as engine:
         if dry_run:
             _print_plans(engine.status(composed), json_out, dry_run=True)
             return
@@ -123,10 +153,10 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
 
 
 def _multirun(project: Project, targets: list[str], overrides: list[str], options: BuildOptions,
-              json_out: bool) -> int:
+              json_out: bool, remote: RemoteSettings) -> int:
     from kolmbuild.sweep import run_sweep
 
-    with _engine(project, quiet=json_out) as engine:
+    with _engine(project, quiet=json_out, remote=remote) as engine:
         result = run_sweep(engine, targets, overrides, options)
         if json_out:
             click.echo(json.dumps(result.summary, indent=2))
@@ -166,13 +196,16 @@ def _print_plans(plans: Sequence[StagePlan], json_out: bool, dry_run: bool) -> N
 @click.command("status")
 @_PROJECT_ARGS
 @click.option("--json", "json_out", is_flag=True, help="JSON on stdout.")
+@remote_options(push=False)
 @click.pass_context
-def status(ctx: click.Context, args: tuple[str, ...], json_out: bool) -> None:
-    """Each stage of each target: up to date, or stale and which input changed."""
+def status(ctx: click.Context, args: tuple[str, ...], json_out: bool, remote: str | None,
+           remote_required: bool) -> None:
+    """Each stage of each target: up to date, or stale and which input changed (and, with a remote
+    cache, whether the remote can supply it)."""
     project = _project(ctx)
     targets, overrides = _split_args(project, args)
     composed = _compose(project, targets, overrides)
-    with _engine(project, quiet=True) as engine:
+    with _engine(project, quiet=True, remote=_remote(project, remote, False, remote_required)) as engine:
         plans = engine.status(composed, stamp_for=None if json_out else _stamp_request(ctx))
     _print_plans(plans, json_out, dry_run=False)
 

@@ -10,12 +10,13 @@ A rule (``rules/<stage>.yaml``) names the action, ``package.module:function``, c
 
 and writes each declared output into ``ctx.outdir`` under its declared name. The engine hashes
 the outputs, moves them into the content-addressed store atomically and records the receipt.
-Persistent stage-private caches (teacher calls, embeddings) live under ``ctx.cache_dir``.
+Persistent stage-private caches (teacher calls, embeddings) live under ``ctx.cache_dir``; with a
+remote cache configured, ``ctx.shared`` shares their entries with other machines (signed, checked).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +45,22 @@ class NullProgress:
         pass
 
 
+class SharedEntries(Protocol):
+    """Stage-private cache entries shared through the remote cache (kolmbuild.remote.RemoteCache).
+
+    ``kind`` is the cache (``teacher``, ``embeddings``), ``name`` the entry's content address. What
+    ``get_entry`` returns was signed by a trusted key; the caller still checks that it is the entry
+    of ``name`` (a request's CID, a text's hash) before using it. ``put_entry`` shares an entry when
+    pushing is on (in the background) and does nothing otherwise.
+    """
+
+    def get_entry(self, kind: str, name: str) -> bytes | None: ...
+
+    def get_entries(self, kind: str, names: Sequence[str]) -> dict[str, bytes]: ...
+
+    def put_entry(self, kind: str, name: str, payload: bytes, *, wait: bool = False) -> bool: ...
+
+
 @dataclass(frozen=True)
 class StageReceipt:
     """What a finished stage leaves: its key, its outputs by CID, and metrics for the manifest."""
@@ -69,10 +86,16 @@ class StageReceipt:
 
 @dataclass(frozen=True)
 class StageResult:
-    """Returned by an action: metrics (JSON-able) that go into the receipt and the manifest."""
+    """Returned by an action: metrics (JSON-able) that go into the receipt and the manifest.
+
+    ``remote_outputs``: declared outputs the stage left in the remote cache instead of ``outdir``
+    (name -> (CID, size); a remote stage whose far side pushed them there), with ``origin`` naming
+    that remote. They are recorded like a pulled run's: fetched by CID, re-hashed, when read."""
 
     metrics: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    remote_outputs: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,7 @@ class StageContext:
     receipts: Mapping[str, StageReceipt]
     progress: Progress = field(default_factory=NullProgress)
     env_values: Mapping[str, Any] = field(default_factory=dict)  # dotted key -> value from ${oc.env:…}
+    shared: SharedEntries | None = None
 
     def param(self, path: str) -> Any:
         """The config subtree at ``path`` (dotted), which must be declared in the rule's reads.

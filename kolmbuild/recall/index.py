@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from kolmbuild.config.models import RecallSpec
-from kolmbuild.engine.stage import NullProgress, Progress
+from kolmbuild.engine.stage import NullProgress, Progress, SharedEntries
 from kolmbuild.errors import DataError
 from kolmbuild.recall.chunking import chunk_text
 from kolmbuild.recall.corpus import CorpusFile
@@ -102,6 +102,7 @@ def chunk_documents(docs: Sequence[Document], spec: RecallSpec) -> list[Chunk]:
 def embed_chunks(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache, progress: Progress) -> tuple[np.ndarray, int]:
     """Vectors for ``texts``, from the cache where it has them; returns (vectors, number embedded)."""
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    cache.prefetch(texts)  # what another machine embedded, from the remote cache (when one is shared)
     missing: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
         hit = cache.get(text)
@@ -149,6 +150,7 @@ def build_index(
     *,
     embedder: Embedder | None = None,
     driver: Driver = "auto",
+    shared: SharedEntries | None = None,
 ) -> IndexStats:
     """Read, chunk and embed ``files`` into a new index at ``db_path`` (replacing any old one).
 
@@ -159,7 +161,7 @@ def build_index(
     docs, skipped = read_documents(files, progress)
     chunks = chunk_documents(docs, spec)
     emb = embedder or load_embedder(spec.embedder)
-    cache = EmbeddingCache(Path(cache_dir), emb.ident, emb.dim)
+    cache = EmbeddingCache(Path(cache_dir), emb.ident, emb.dim, shared)  # shared: the remote cache's embeddings/
     vectors, embedded = embed_chunks([c.text for c in chunks], emb, cache, progress)
     meta = {
         "format": FORMAT,
