@@ -95,3 +95,8 @@ class CorruptObject(KolmError):
 
 class StateCorrupt(UserInputError):
     """``cache/state.db`` (the record of finished runs) cannot be read: exit 2, naming the file."""
+
+
+class RemoteUnavailable(UserInputError):
+    """The remote cache is down or refuses the credentials, and ``--remote-required`` was given (exit 2).
+    Without it the build warns once and goes on locally."""

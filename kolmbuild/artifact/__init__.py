@@ -11,23 +11,46 @@ Pinned API (other packages code against it)::
 
 from __future__ import annotations
 
-from kolmbuild.artifact.format import COMPONENTS, FORMAT
-from kolmbuild.artifact.reader import Artifact, Component, load_artifact
-from kolmbuild.artifact.verify import Check, VerifyReport, open_artifact, verify_artifact
-from kolmbuild.artifact.writer import WrittenArtifact, write_artifact
-from kolmbuild.artifact.zipio import Limits
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "COMPONENTS",
-    "FORMAT",
-    "Artifact",
-    "Check",
-    "Component",
-    "Limits",
-    "VerifyReport",
-    "WrittenArtifact",
-    "load_artifact",
-    "open_artifact",
-    "verify_artifact",
-    "write_artifact",
-]
+if TYPE_CHECKING:  # the names as mypy and editors see them; at run time each loads on first use
+    from kolmbuild.artifact.format import COMPONENTS as COMPONENTS
+    from kolmbuild.artifact.format import FORMAT as FORMAT
+    from kolmbuild.artifact.reader import Artifact as Artifact
+    from kolmbuild.artifact.reader import Component as Component
+    from kolmbuild.artifact.reader import load_artifact as load_artifact
+    from kolmbuild.artifact.verify import Check as Check
+    from kolmbuild.artifact.verify import VerifyReport as VerifyReport
+    from kolmbuild.artifact.verify import open_artifact as open_artifact
+    from kolmbuild.artifact.verify import verify_artifact as verify_artifact
+    from kolmbuild.artifact.writer import WrittenArtifact as WrittenArtifact
+    from kolmbuild.artifact.writer import write_artifact as write_artifact
+    from kolmbuild.artifact.zipio import Limits as Limits
+
+# Loaded on first use (as kolmbuild.hashing does): importing kolmbuild.artifact.keys for a remote
+# cache's signatures must not load the whole artifact reader and writer.
+_EXPORTS = {
+    "COMPONENTS": "kolmbuild.artifact.format",
+    "FORMAT": "kolmbuild.artifact.format",
+    "Artifact": "kolmbuild.artifact.reader",
+    "Component": "kolmbuild.artifact.reader",
+    "load_artifact": "kolmbuild.artifact.reader",
+    "Check": "kolmbuild.artifact.verify",
+    "open_artifact": "kolmbuild.artifact.verify",
+    "VerifyReport": "kolmbuild.artifact.verify",
+    "verify_artifact": "kolmbuild.artifact.verify",
+    "WrittenArtifact": "kolmbuild.artifact.writer",
+    "write_artifact": "kolmbuild.artifact.writer",
+    "Limits": "kolmbuild.artifact.zipio",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kolmbuild.artifact' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -26,7 +26,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "dag": ("kolmbuild.cli.build_cmds:dag", "The stage graph (text, --dot, --json)."),
     "clean": ("kolmbuild.cli.build_cmds:clean", "Remove built artifacts."),
     "gc": ("kolmbuild.cli.build_cmds:gc", "Drop cache entries no target references."),
-    "cache": ("kolmbuild.cli.cache_cmds:cache", "The local cache: verify (re-hash every object)."),
+    "cache": ("kolmbuild.cli.cache_cmds:cache", "The cache: status, push, pull (remote cache), verify."),
     "verify": ("kolmbuild.cli.artifact_cmds:verify", "Verify a .kolm file offline."),
     "inspect": ("kolmbuild.cli.artifact_cmds:inspect_", "Summarize a .kolm file."),
     "keygen": ("kolmbuild.cli.artifact_cmds:keygen", "Write a signing key pair."),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -71,3 +71,8 @@ pass_state = click.make_pass_decorator(CliState, ensure=True)
 def current_state() -> CliState:
     """The state of the command running now (for helpers that are not verbs)."""
     return click.get_current_context().ensure_object(CliState)
+
+
+def exit_with(code: int) -> NoReturn:
+    """End the running verb with exit status ``code`` (for verbs whose outcome is a status, not an error)."""
+    click.get_current_context().exit(code)

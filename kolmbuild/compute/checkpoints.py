@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TextIO
 
+from kolmbuild.atomic import atomic_path
+
 PREFIX = "::kolm-progress::"  # the stage runner's progress lines (kolmbuild.compute.stage_runner)
 OP = "checkpoint"
 FAR_CACHE = "work/cache"  # the stage's private cache, relative to the far side's job folder
@@ -101,19 +103,14 @@ class LocalSink:
         found = {}
         for p in sorted(self.folder.rglob("*")):
             rel = p.relative_to(self.folder).as_posix()
-            if p.is_file() and not p.is_symlink() and not p.name.startswith(".part-") and safe_rel(rel):
+            if p.is_file() and not p.is_symlink() and not p.name.startswith(".") and safe_rel(rel):  # . : a temp
                 found[rel] = p
         return found
 
     def receive(self, rel: str, fetch: Fetch) -> None:
-        dest = self.folder / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f".part-{dest.name}")
-        try:
+        # whole or not at all: a dropped connection leaves the last good one
+        with atomic_path(self.folder / rel) as part:
             fetch(part)
-            os.replace(part, dest)  # whole or not at all: a dropped connection leaves the last good one
-        finally:
-            part.unlink(missing_ok=True)
         self.received.append(rel)
         if self.on_saved is not None:
             self.on_saved(rel)

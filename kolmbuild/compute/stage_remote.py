@@ -8,7 +8,8 @@ sha256 into ``stage.json``. Both ship through the backend's adapter, the same re
 upload, run, download, release in ``finally`` with the ledger written first), and the far side runs
 ``python3 -m kolmbuild.compute.stage_runner stage.json``. Progress lines stream back into the
 stage's Progress; the declared outputs come back into ``ctx.outdir``; the stage's metrics get a
-``compute`` record (backend, host or instance id: no durations, so metrics stay deterministic).
+``compute`` record (backend, host or instance id, and for a rented machine what it was billed: kept
+in the run record, so a rebuild from the cache reuses it).
 
 Serverless backends (together, replicate, fal, modal) run their own training jobs, not arbitrary
 stages: a remote stage on one of them is refused with a ComputeError.
@@ -28,10 +29,13 @@ from typing import Any
 from kolmbuild.compute import stage_runner as wire
 from kolmbuild.compute.checkpoints import CheckpointSink, LocalSink
 from kolmbuild.compute.rent import NotConfirmed
+from kolmbuild.compute.stage_cache import FarCache, by_reference, checkpoint_sink, far_cache
 from kolmbuild.config.models import BackendSpec, TargetConfig
 from kolmbuild.engine.rules import RuleSpec
 from kolmbuild.engine.stage import Progress, StageContext, StageResult
 from kolmbuild.errors import BuildFailed, ComputeError
+from kolmbuild.remote.cache import RemoteCache
+from kolmbuild.remote.records import is_cid
 from kolmbuild.secretnames import is_secret_name
 
 TAIL_LINES = 8
@@ -73,9 +77,13 @@ def _check_no_secret_values(text: str, environ: Mapping[str, str]) -> None:
 
 
 def make_bundle(ctx: StageContext, spec: RuleSpec, backend: str, dest: Path,
-                environ: Mapping[str, str], checkpoints: CheckpointSink | None = None) -> Bundle:
+                environ: Mapping[str, str], checkpoints: CheckpointSink | None = None,
+                cache: FarCache | None = None, refs: Mapping[str, Mapping[str, str]] | None = None) -> Bundle:
     """Write ``stage.tar`` and ``stage.json`` for ``ctx`` into ``dest``; the checkpoints a previous,
-    interrupted run sent back go in under ``cache/`` (the far side's stage cache)."""
+    interrupted run sent back go in under ``cache/`` (the far side's stage cache). With a remote
+    ``cache`` the far side can reach, the upstream outputs in ``refs`` (stage -> {name: CID}) are not
+    shipped: the far side fetches them from the cache (kolmbuild.compute.stage_cache)."""
+    refs = refs or {}
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / wire.ARCHIVE
     inputs: dict[str, str | None] = {}
@@ -91,6 +99,8 @@ def make_bundle(ctx: StageContext, spec: RuleSpec, backend: str, dest: Path,
         for stage, outs in sorted(ctx.upstream.items()):
             upstream[stage] = {}
             for name, path in sorted(outs.items()):
+                if name in refs.get(stage, {}):
+                    continue  # in the remote cache: the far side fetches it
                 rel = f"upstream/{stage}/{name}"
                 tar.add(path.resolve(), arcname=rel)
                 upstream[stage][name] = rel
@@ -109,6 +119,9 @@ def make_bundle(ctx: StageContext, spec: RuleSpec, backend: str, dest: Path,
         "checkpoints": {"via": "caller", "restored": [rel for rel, _ in restored]},
         "archive": {"name": wire.ARCHIVE, "sha256": wire.sha256_file(archive)},
     }
+    if cache is not None:
+        description["remote_cache"] = cache.to_json()
+        description["upstream_cache"] = {s: dict(outs) for s, outs in sorted(refs.items()) if outs}
     text = json.dumps(description, sort_keys=True, indent=1) + "\n"
     _check_no_secret_values(text, environ)
     desc = dest / wire.DESCRIPTION
@@ -158,7 +171,12 @@ def ssh_host(adapter: Any, environ: Mapping[str, str]) -> str | None:
 
 def compute_record(spec: BackendSpec, result: Any, host: str | None, ledger_detail: Mapping[str, Any]
                    ) -> dict[str, Any]:
-    """What goes under ``metrics["compute"]``: where it ran, never how long (metrics stay deterministic)."""
+    """What goes under ``metrics["compute"]``: where it ran and, for a rented machine, what it was
+    billed (the ledger's metered time × the quoted rate, or the provider's reported cost).
+
+    The bill is measured: it is written once, into this stage's run record, and every later build
+    that finds the stage up to date reuses it, so a rebuild from the cache keeps the same bytes.
+    The stage's wall time is the run record's own ``duration_s`` (the compute block reads it)."""
     record: dict[str, Any] = {"backend": spec.name, "kind": spec.kind, "ran": "remote"}
     if host is not None:
         record["host"] = host
@@ -168,6 +186,13 @@ def compute_record(spec: BackendSpec, result: Any, host: str | None, ledger_deta
         for k in ("offer_id", "image", "ssh_host"):
             if k in ledger_detail:
                 record["host" if k == "ssh_host" else k] = str(ledger_detail[k])
+        if isinstance(result.actual_usd, (int, float)):
+            billed = result.detail.get("billed") if isinstance(result.detail, Mapping) else None
+            record["cost_usd"] = round(float(result.actual_usd), 6)
+            record["cost_source"] = str(result.detail.get("cost_source") or "ledger")
+            if isinstance(billed, Mapping):
+                record["billed_seconds"] = billed.get("billed_seconds")
+                record["rate_usd_per_hour"] = billed.get("rate_usd_per_hour")
     return record
 
 
@@ -210,7 +235,7 @@ def _remote_error(staging: Path, run_id: str, exit_code: int) -> str:
     return f"{text} (exit {exit_code}{f', at {where}' if where else ''})"
 
 
-def _resume_hint(sink: LocalSink) -> str | None:
+def _resume_hint(sink: CheckpointSink) -> str | None:
     kept = sink.restore()
     return f"the {len(kept)} checkpoint file(s) it sent back are kept: a rebuild resumes from them" if kept else None
 
@@ -260,9 +285,15 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
     if backend.auth:
         adapter.token()  # credentials (or KOLM_REMOTE_HOST) present, still no provider call
     host = ssh_host(adapter, env)
-    sink = LocalSink.for_stage(ctx.cache_dir, ctx.stage, ctx.key,
-                               on_saved=lambda rel: ctx.progress.log(f"{ctx.stage}: checkpoint {rel} is safe here"))
-    bundle = make_bundle(ctx, spec, backend.name, staging / "bundle", env, sink)
+    local = LocalSink.for_stage(ctx.cache_dir, ctx.stage, ctx.key,
+                                on_saved=lambda rel: ctx.progress.log(f"{ctx.stage}: checkpoint {rel} is safe here"))
+    sink = checkpoint_sink(ctx, local)  # and in the remote cache, when the build has one
+    cache = far_cache(ctx.shared)
+    refs = by_reference(ctx.shared, ctx) if cache is not None and isinstance(ctx.shared, RemoteCache) else {}
+    if refs:
+        n = sum(len(v) for v in refs.values())
+        ctx.progress.log(f"{ctx.stage}: {n} input(s) go by reference: the far side fetches them from the remote cache")
+    bundle = make_bundle(ctx, spec, backend.name, staging / "bundle", env, sink, cache, refs)
     restored = sink.restore()
     if restored:
         ctx.progress.log(f"{ctx.stage}: resuming from {len(restored)} checkpoint file(s) an earlier run sent back")
@@ -275,7 +306,7 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
     shipped = replace(job.with_payload(command, files, (wire.OUT_DIR, wire.RESULT)), checkpoints=sink)
     lines = RemoteLines(ctx.progress)
     relay = BootstrapLines(lines)
-    ctx.progress.log(f"{ctx.stage}: running on {backend.name} (run {run_id})")
+    ctx.progress.log(f"running on {backend.name} (run {run_id})")
     limit = wall_clock_limit(q, adapter.hourly_rate(), config.budget.usd, conf.run_limit_slack)
     try:
         result = run_rental(adapter, shipped, relay, run_id=run_id, estimate_usd=q.cost_usd, limit_s=limit)
@@ -298,9 +329,24 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
         raise BuildFailed(f"stage {ctx.stage!r} of target {ctx.target!r}: {backend.name} sent back no "
                           f"readable {wire.RESULT} ({type(exc).__name__})") from exc
     collect_outputs(spec, staging / run_id / wire.OUT_DIR, ctx.outdir)
+    in_cache = _remote_outputs(spec, doc, ctx.outdir) if cache is not None and cache.push_outputs else {}
     sink.done()
     rental = adapter.ledger.get(run_id) if result.instance_id is not None else None
     record = compute_record(backend, result, host, rental.detail if rental else {})
     prior = metrics.get("compute")
     metrics["compute"] = {**(prior if isinstance(prior, dict) else {}), **record}
-    return StageResult(metrics=metrics, summary=summary)
+    origin = ctx.shared.display if in_cache and isinstance(ctx.shared, RemoteCache) else None
+    return StageResult(metrics=metrics, summary=summary, remote_outputs=in_cache, origin=origin)
+
+
+def _remote_outputs(spec: RuleSpec, doc: Mapping[str, Any], outdir: Path) -> dict[str, tuple[str, int]]:
+    """The declared outputs the far side pushed to the remote cache instead of sending back."""
+    declared = {raw.rstrip("?") for raw in spec.outputs}
+    raw = doc.get("remote_outputs")
+    out: dict[str, tuple[str, int]] = {}
+    for name, pair in (raw.items() if isinstance(raw, dict) else ()):
+        if name not in declared or (outdir / name).exists():
+            continue
+        if isinstance(pair, list) and len(pair) == 2 and is_cid(pair[0]) and isinstance(pair[1], int):
+            out[name] = (pair[0], pair[1])
+    return out

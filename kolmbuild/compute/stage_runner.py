@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from kolmbuild.atomic import write_text_atomic
 from kolmbuild.compute.checkpoints import PREFIX, REMOTE_ENV
 
 __all__ = ["REMOTE_ENV", "main", "run_bundle"]
@@ -139,9 +140,7 @@ def build_context(description: Mapping[str, Any], work: Path, outdir: Path, prog
 
 
 def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, sort_keys=True) + "\n")
 
 
 def read_description(path: Path) -> dict[str, Any]:
@@ -182,10 +181,19 @@ def run_bundle(desc_path: Path, stdout: TextIO) -> int:
     os.environ[REMOTE_ENV] = str(description.get("backend") or "remote")
     outdir = folder / OUT_DIR
     outdir.mkdir(exist_ok=True)
+    cache = None
     try:
         from kolmbuild.engine.execute import resolve_action, run_shell
         from kolmbuild.engine.stage import StageResult
 
+        if description.get("remote_cache"):  # inputs by reference: fetched from the remote cache
+            from kolmbuild.compute.stage_cache import FarCache, fetch_upstream
+
+            cache = FarCache.from_json(description["remote_cache"])
+            remote = cache.open(folder / "work")
+            fetched = fetch_upstream(remote, description.get("upstream_cache") or {}, folder / "work")
+            for stage, outs in fetched.items():
+                description["upstream"].setdefault(stage, {}).update(outs)
         ctx = build_context(description, folder / "work", outdir, LineProgress(stdout))
         if description.get("action"):
             result = resolve_action(str(description["action"]), ctx.project_dir)(ctx) or StageResult()
@@ -193,6 +201,10 @@ def run_bundle(desc_path: Path, stdout: TextIO) -> int:
             result = run_shell(str(description.get("shell") or ""), ctx)
         doc = {"metrics": dict(result.metrics), "summary": result.summary}
         json.dumps(doc)  # metrics must be JSON: fail here, on the far side, with the stage named
+        if cache is not None and cache.push_outputs:  # outputs go to the cache, not back over the link
+            from kolmbuild.compute.stage_cache import push_outputs
+
+            doc["remote_outputs"] = push_outputs(remote, outdir)
     except BaseException as exc:  # noqa: BLE001 — everything goes back to the caller as the stage's error
         where = raised_at(exc)
         sys.stderr.write(f"{RUNNER_PREFIX}{type(exc).__name__} at {where}: {exc}\n")

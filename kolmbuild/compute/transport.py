@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kolmbuild.errors import ComputeError, UserInputError
+from kolmbuild.secretnames import is_secret_name
 
 OnLine = Callable[[str], None]
 
@@ -50,7 +51,7 @@ class LocalTransport:
             shutil.copyfile(f, self.workdir / f.name)
 
     def run(self, command: Sequence[str], on_line: OnLine) -> int:
-        env = {k: v for k, v in os.environ.items() if not _secret_name(k)}
+        env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}
         proc = subprocess.Popen(
             list(command), cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=env, start_new_session=True,
@@ -95,11 +96,6 @@ class LocalTransport:
     def close(self) -> None:
         self._kill()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _secret_name(name: str) -> bool:
-    upper = name.upper()
-    return upper.endswith(("_TOKEN", "_SECRET", "_API_KEY")) or upper.startswith("KOLM_SIGNING_KEY")
 
 
 @dataclass(frozen=True)

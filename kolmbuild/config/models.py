@@ -231,10 +231,27 @@ class KolmfileDefaults(_Strict):
     gates: str = "default"
 
 
+class CacheSpec(_Strict):
+    """The kolmfile's ``cache:`` block: a remote stage cache shared by CI and teammates (docs/engine.md).
+
+    ``remote`` is any fsspec URL (``s3://``, ``gs://``, ``az://``, ``sftp://``, a folder, ``http(s)://``
+    read-only); ``KOLM_REMOTE_CACHE`` and ``--remote`` override it. ``push`` (or ``KOLM_CACHE_PUSH=1``,
+    ``--push``) uploads what a build ran. ``trust``: public keys (paths from the kolmfile's folder) whose
+    records are used, besides the keys folder ``kolmbuild verify`` trusts. ``storage_options`` go to
+    fsspec as they are (an endpoint, a profile): they are never printed, logged, pushed or recorded.
+    """
+
+    remote: str | None = None
+    push: bool = False
+    trust: list[str] = []
+    storage_options: dict[str, Any] = {}
+
+
 class Kolmfile(_Strict):
     version: Literal[1] = 1
     defaults: KolmfileDefaults = KolmfileDefaults()
     budget: BudgetSpec = BudgetSpec()
+    cache: CacheSpec = CacheSpec()
     pipeline: list[str] | None = None  # stages to build (and what they come after); default: all rules
     targets: dict[str, TargetDecl]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import glob
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kolmbuild.atomic import atomic_writer
 from kolmbuild.config.compose import ComposedTarget
@@ -26,12 +26,16 @@ from kolmbuild.engine import stamp
 from kolmbuild.engine.execute import receipt_of, run_stage
 from kolmbuild.engine.faults import Faults
 from kolmbuild.engine.hooks import EngineHooks
-from kolmbuild.engine.lock import CacheLock, locked
+from kolmbuild.engine.lock import CacheLock, KeyLocks, locked
 from kolmbuild.engine.plan import Planner, StagePlan, Watched
+from kolmbuild.engine.remote_sync import RemoteSync
 from kolmbuild.engine.results import (
     BuildOptions,
     CacheReport,
+    CacheRow,
     GcReport,
+    PullReport,
+    PushReport,
     StampRequest,
     TargetOutcome,
     exit_code,
@@ -44,6 +48,10 @@ from kolmbuild.engine.ui import BuildUI, StageProgress
 from kolmbuild.errors import BuildFailed, CorruptObject, KolmError, UserInputError
 from kolmbuild.hashing.cid import cid_of_json
 from kolmbuild.hashing.files import StatCache
+
+if TYPE_CHECKING:
+    # loaded by whoever opens a remote (its signing code is heavy)
+    from kolmbuild.remote.cache import RemoteCache
 
 __all__ = ["BuildOptions", "Engine", "EngineHooks", "StampRequest", "TargetOutcome"]
 
@@ -60,6 +68,7 @@ class TargetState:
     receipts: dict[str, StageReceipt] = field(default_factory=dict)
     pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -69,10 +78,13 @@ class Engine:
     Every public call that reads or changes the cache holds the cache lock (:func:`locked`).
     ``hooks`` bring in what lives above the engine: the budget check and the remote stage runner
     (see :mod:`kolmbuild.engine.hooks`; :func:`kolmbuild.wiring.engine_hooks` has the standard ones).
+    ``remote``: a remote stage cache (kolmbuild.remote). Stale stages are looked up there before
+    they run, their objects fetched only when read; with its ``push`` on, what ran is pushed. The
+    engine closes it.
     """
 
     def __init__(self, project: Project, ui: BuildUI | None = None, hooks: EngineHooks | None = None,
-                 *, lock_timeout_s: float = 3600.0) -> None:
+                 *, remote: RemoteCache | None = None, lock_timeout_s: float = 3600.0) -> None:
         self.project = project
         self.ui = ui or BuildUI(quiet=True)
         self.hooks = hooks or EngineHooks()
@@ -81,20 +93,29 @@ class Engine:
         self.faults = Faults.from_env()
         self.lock = CacheLock(project.cache_dir, lock_timeout_s,
                               on_wait=lambda: self.ui.note("waiting for another kolmbuild on this cache…"))
+        self.running = KeyLocks()  # stage keys being run now (builds of this engine on several threads)
         self.stats = StatCache(project.cache_dir / "stat.db")
         if self.stats.rebuilt:
             self.ui.note(f"kolmbuild: note: {self.stats.rebuilt}")
-        self.store = Store(project.cache_dir, stats=self.stats, faults=self.faults)
+        self.store = Store(project.cache_dir, stats=self.stats, faults=self.faults, remote=remote)
         try:
             self.runs = RunDB(project.cache_dir / "state.db")
         except BaseException:
             self.stats.close()
             raise
         self.watched = Watched()
+        self.remote = remote
+        self.sync = RemoteSync(remote, self.store, self.runs) if remote is not None else None
 
     def close(self) -> None:
-        self.runs.close()
-        self.stats.close()
+        try:
+            if self.remote is not None:
+                self.remote.close()
+        except KolmError:
+            pass  # a remote that failed while uploading was reported when it failed
+        finally:
+            self.runs.close()
+            self.stats.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -133,7 +154,82 @@ class Engine:
         plans = [p for t in targets for p in self.plan(t)]
         if stamp_for is not None and all(p.status == "up-to-date" for p in plans):
             self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(targets)))
+        if self.sync is not None and any(p.status != "up-to-date" for p in plans):
+            planners = [self.planner(t) for t in targets]
+            found = self.sync.discover(planners)  # which stale stages the remote can supply
+            plans = [p for pl in planners for p in pl.plan(found)]
         return plans
+
+    # ------------------------------------------------------------------ the remote cache
+
+    def _need_remote(self) -> RemoteSync:
+        if self.sync is None:
+            raise UserInputError("no remote cache is configured",
+                                 hint="pass --remote URL, set KOLM_REMOTE_CACHE, or add cache.remote to the kolmfile")
+        return self.sync
+
+    @locked
+    def cache_status(self, targets: Sequence[ComposedTarget]) -> list[CacheRow]:
+        """Where each stage's current run is: here, pulled (outputs on the remote), only on the remote, nowhere."""
+        sync = self._need_remote()
+        planners = [self.planner(t) for t in targets]
+        found = sync.discover(planners)
+        rows = []
+        for pl in planners:
+            for p in pl.plan(found):
+                if p.status == "up-to-date" and p.record is not None:
+                    pulled = p.record.origin is not None and not all(self.store.exists(c)
+                                                                     for c in p.record.outputs.values())
+                    rows.append(CacheRow(p.target, p.stage, p.key, "pulled" if pulled else "local"))
+                else:
+                    rows.append(CacheRow(p.target, p.stage, p.key, "remote" if p.remote else "missing"))
+        return rows
+
+    @locked
+    def push(self, targets: Sequence[ComposedTarget]) -> PushReport:
+        """Push every up-to-date stage of ``targets`` (objects the remote lacks, then signed records)."""
+        sync = self._need_remote()
+        if not sync.remote.writable:
+            raise UserInputError(f"remote cache {sync.remote.display} is read-only (http): it cannot be pushed to")
+        keys = [p.key for t in targets for p in self.plan(t) if p.status == "up-to-date" and p.key]
+        report = sync.push(keys)
+        sync.remote.flush()
+        return report
+
+    @locked
+    def pull(self, targets: Sequence[ComposedTarget], progress: Progress | None = None) -> PullReport:
+        """Adopt the remote's runs for the stale stages of ``targets`` and download every output of
+        every stage, so the next build needs no network."""
+        sync = self._need_remote()
+        planners = [self.planner(t) for t in targets]
+        found = sync.discover(planners)
+        pulled = tuple(f"{pl.target}/{p.stage}" for pl in planners for p in sync.adopt(pl, found))
+        before = sync.remote.stats.bytes_down
+        wanted: list[str] = []
+        missing: list[str] = []
+        for pl in planners:
+            for p in pl.plan():
+                if p.record is None:
+                    missing.append(f"{p.target}/{p.stage}")
+                    continue
+                wanted.extend(c for c in p.record.outputs.values() if not self.store.exists(c))
+        wanted = list(dict.fromkeys(wanted))
+        if progress is not None:
+            progress.start("pulling objects", total=len(wanted))
+        fetched = 0
+        for cid in wanted:
+            try:
+                if self.store.fetch(cid):
+                    fetched += 1
+            except CorruptObject:
+                self.runs.drop_runs_using({cid}, pulled_only=True)
+            if progress is not None:
+                progress.advance(1)
+        for pl in planners:  # a record whose object the remote could not supply is stale again
+            missing.extend(f"{p.target}/{p.stage}" for p in pl.plan() if p.record is None
+                           and f"{p.target}/{p.stage}" not in missing)
+        stamp.invalidate(self.project.cache_dir)
+        return PullReport(pulled, fetched, sync.remote.stats.bytes_down - before, tuple(missing))
 
     @locked
     def clean(self, targets: Sequence[ComposedTarget]) -> list[Path]:
@@ -194,14 +290,20 @@ class Engine:
                 break
             for i in redo:
                 err = outcomes[i].error
-                assert err is not None
+                assert isinstance(err, CorruptObject)
                 self.ui.note(f"{outcomes[i].target}: {err.message}; the stage that made it runs again")
+                # a pulled run whose object the remote could not supply is not up to date any more
+                self.runs.drop_runs_using({err.cid}, pulled_only=True)
             again = self._build_once([targets[i] for i in redo], options)
             for i, o in zip(redo, again, strict=True):
                 prev = outcomes[i]
                 status = "built" if o.status == "up-to-date" and prev.ran else o.status
-                outcomes[i] = replace(o, ran=prev.ran + o.ran, duration_s=prev.duration_s + o.duration_s,
+                ran = prev.ran + o.ran
+                pulled = [s for s in dict.fromkeys(prev.pulled + o.pulled) if s not in ran]
+                outcomes[i] = replace(o, ran=ran, pulled=pulled, duration_s=prev.duration_s + o.duration_s,
                                       status=status)
+        if self.remote is not None:
+            self._push_built(outcomes)
         if exit_code(outcomes) == 0:
             if all(o.status == "up-to-date" for o in outcomes):
                 self.ui.note(nothing_to_do(len(outcomes)))
@@ -210,9 +312,40 @@ class Engine:
                 self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(outcomes)))
         return outcomes
 
+    def _push_built(self, outcomes: list[TargetOutcome]) -> None:
+        """With push on: the runs this build made here go to the remote (and the shared entries its
+        stages wrote finish uploading)."""
+        assert self.remote is not None and self.sync is not None
+        try:
+            if self.remote.push_enabled and self.remote.down is None:  # a down remote was warned about once
+                for o in outcomes:
+                    keys = [o.receipts[s].key for s in o.ran if s in o.receipts]
+                    if keys:
+                        report = self.sync.push(keys)
+                        o.pushed.extend(report.runs)
+                        for stage, why in report.skipped:
+                            if self.remote.down is None:
+                                self.ui.warn(f"{o.target}: {stage} was not pushed: {why}")
+        finally:
+            self.remote.flush()
+
+    def _adopt_remote(self, states: Mapping[str, TargetState]) -> None:
+        """Before anything runs: adopt the remote's runs for the stale stages it can supply."""
+        if self.sync is None:
+            return
+        planners = [st.planner for st in states.values()]
+        if all(p.status == "up-to-date" for pl in planners for p in pl.plan()):
+            return  # the up-to-date path never touches the network
+        found = self.sync.discover(planners)
+        for st in states.values():
+            for p in self.sync.adopt(st.planner, found):
+                st.pulled.append(p.stage)
+                self.ui.note(f"{st.composed.name}: {p.stage:<10} pulled from the remote cache")
+
     def _build_once(self, targets: Sequence[ComposedTarget], options: BuildOptions) -> list[TargetOutcome]:
         started = time.perf_counter()
         states = {t.name: TargetState(t, self.planner(t)) for t in targets}
+        self._adopt_remote(states)
         todo: list[str] = []
         refused: dict[str, KolmError] = {}
         for name, st in states.items():
@@ -259,7 +392,7 @@ class Engine:
         base: dict[str, Any] = dict(
             target=st.composed.name, overrides=st.composed.overrides, backend=cfg.backend.name,
             gates=st.composed.choice("gates"), ran=list(st.ran), duration_s=elapsed,
-            receipts=dict(st.receipts),
+            receipts=dict(st.receipts), pulled=[s for s in st.pulled if s not in st.ran],
         )
         if refused is not None:
             return TargetOutcome(status="refused", error=refused, **base)
@@ -274,7 +407,7 @@ class Engine:
             artifact = self._install(st)
         except KolmError as exc:
             return TargetOutcome(status="failed", error=exc, **base)
-        return TargetOutcome(status="built" if st.ran else "up-to-date", artifact=artifact, **base)
+        return TargetOutcome(status="built" if st.ran or st.pulled else "up-to-date", artifact=artifact, **base)
 
     def _install(self, st: TargetState) -> Path | None:
         """Copy the install rule's output to the target's out path, re-hashed on the way (a
@@ -370,6 +503,15 @@ class Engine:
             return False
         key = str(cid_of_json(doc))
         rec = st.planner.record_for(key)
+        if rec is None and self.sync is not None:
+            try:
+                rec = self.sync.lookup(st.composed.name, rule, key, doc)
+            except BaseException as exc:  # --remote-required and the remote went down
+                st.error = st.error or exc
+                return False
+            if rec is not None:
+                st.pulled.append(rule.name)
+                self.ui.note(f"{st.composed.name}: {rule.name:<10} pulled from the remote cache")
         if rec is None:
             st.pending[rule.name] = (key, doc)
             return False
@@ -388,14 +530,21 @@ class Engine:
             return TaskFailed(str(st.error))
         key, doc = st.pending[rule.name]
         plan = StagePlan(st.composed.name, rule, "stale", key, doc)
-        progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
-        try:
-            rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote)
-        except BaseException as exc:
-            st.error = exc
-            return TaskFailed(str(exc))
-        finally:
-            progress.close()
+        with self.running.hold(key):  # a concurrent build (a sweep's other point) may be running this key
+            done = st.planner.record_for(key)
+            if done is not None:  # it just ran it: take that run, as a cache hit
+                self._accept(st, replace(plan, status="up-to-date", record=done), done)
+                self.runs.set_last(st.composed.name, rule.name, key, doc)
+                return True
+            progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
+            try:
+                rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote,
+                                shared=self.remote)
+            except BaseException as exc:
+                st.error = exc
+                return TaskFailed(str(exc))
+            finally:
+                progress.close()
         self._accept(st, plan, rec)
         st.ran.append(rule.name)
         summary = rec.metrics.get("summary", "") if isinstance(rec.metrics.get("summary"), str) else ""

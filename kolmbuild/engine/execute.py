@@ -17,9 +17,17 @@ from typing import Any
 from kolmbuild.config.envvalues import under
 from kolmbuild.engine.hooks import RemoteRunner
 from kolmbuild.engine.plan import Planner, StagePlan
-from kolmbuild.engine.stage import NullProgress, Progress, StageContext, StageReceipt, StageResult
+from kolmbuild.engine.stage import (
+    NullProgress,
+    Progress,
+    SharedEntries,
+    StageContext,
+    StageReceipt,
+    StageResult,
+)
 from kolmbuild.engine.store import RunRecord
 from kolmbuild.errors import BuildFailed, KolmError
+from kolmbuild.remote.records import is_cid
 
 
 def resolve_action(spec: str, project_root: Path) -> Callable[[StageContext], StageResult | None]:
@@ -104,11 +112,13 @@ def run_stage(
     receipts: Mapping[str, StageReceipt],
     progress: Progress | None = None,
     run_remote: RemoteRunner | None = None,
+    shared: SharedEntries | None = None,
 ) -> RunRecord:
     """Execute a stale stage and record it. Raises KolmError subclasses on failure.
 
     A ``remote: true`` rule on a non-local backend goes to ``run_remote`` (the caller's hook; the
-    engine never imports the compute layer); without one it fails before anything is rented."""
+    engine never imports the compute layer); without one it fails before anything is rented.
+    ``shared``: the remote cache's shared entries, handed to the stage as ``ctx.shared``."""
     assert plan.key is not None and plan.doc is not None
     rule, store = plan.rule, planner.store
     work = store.new_workdir(f"{plan.target}-{rule.name}")
@@ -129,6 +139,7 @@ def run_stage(
             upstream=_link_upstream(work, planner, outputs, rule.spec.after),
             receipts=dict(receipts),
             progress=progress or NullProgress(),
+            shared=shared,
         )
         started = time.perf_counter()
         try:
@@ -162,10 +173,17 @@ def run_stage(
             elif kind != "missing":
                 raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r}: its output {out.name!r} is {kind}; "
                                   "outputs must be plain files (a link is never stored, nor made read-only)")
+            elif out.name in result.remote_outputs and result.origin:
+                cid, size = result.remote_outputs[out.name]
+                if not is_cid(cid) or not isinstance(size, int) or size < 0:
+                    raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r}: its output {out.name!r} "
+                                      f"is said to be in the remote cache as {cid!r}, which is not a CID")
+                stored[out.name], sizes[cid] = cid, size
             elif not out.optional:
                 raise BuildFailed(f"stage {rule.name!r} of target {plan.target!r} did not write its output {out.name!r}")
         metrics: dict[str, Any] = dict(result.metrics)
-        record = RunRecord(plan.key, rule.name, stored, metrics, duration, sizes)
+        pulled = result.origin if any(n in result.remote_outputs for n in stored) else None
+        record = RunRecord(plan.key, rule.name, stored, metrics, duration, sizes, pulled)
         planner.runs.put(record)  # committed only now: every output is already in the store
         store.faults.hit("after-record")
         planner.runs.set_last(plan.target, rule.name, plan.key, plan.doc)

@@ -116,9 +116,21 @@ def _parse(args: list[str]) -> tuple[str, str | None, str | None] | None:
     verb = "build"
     if rest and rest[0] in _VERBS:
         verb = rest.pop(0)
-    for tok in rest:
+    # The remote cache is asked only about stages that are not up to date here, so its flags do not
+    # change a "nothing to do" (and a no-op pushes nothing: push sends what a build ran).
+    remote_flags = ("--remote-required", "--push") if verb == "build" else ("--remote-required",)
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        if tok == "--remote":
+            i += 2
+            continue
+        if tok.startswith("--remote=") or tok in remote_flags:
+            i += 1
+            continue
         if tok.startswith("-"):  # -n, -m, --json, --cfg, -j, ...: the full CLI handles them
             return None
+        i += 1
     return verb, directory, kolmfile
 
 

@@ -6,7 +6,8 @@ A stage's key is the CID of the canonical JSON of::
      inputs: {path: CID}, env: {VAR: digest}, upstream: {stage: {output: CID}},
      config_env?: {key: digest}}   # values from ${oc.env:…}: params hold the interpolation
 
-Up to date ⇔ a run with that key is recorded and all its outputs are in the store. Upstream
+Up to date ⇔ a run with that key is recorded and all its outputs are in the store (for a run pulled
+from a remote cache: every output it has here is intact; the others are fetched when read). Upstream
 *output* CIDs (not keys) go into the key, so a stage that reruns and makes the same bytes stops
 the rebuild there (early cutoff).
 """
@@ -101,6 +102,7 @@ class StagePlan:
     doc: dict[str, Any] | None = None
     record: RunRecord | None = None
     reasons: list[str] = field(default_factory=list)
+    remote: bool = False  # stale here, and the remote cache has a trusted run of this key (``record``)
 
     @property
     def stage(self) -> str:
@@ -110,13 +112,17 @@ class StagePlan:
         """The line `status` (and `-n`) prints for this stage."""
         label = {"up-to-date": "up to date", "stale": "would run" if dry_run else "stale",
                  "waiting": "would run" if dry_run else "stale"}[self.status]
-        why = f"  ({'; '.join(self.reasons)})" if self.reasons else ""
+        if self.remote:
+            label = "would pull" if dry_run else "stale"
+        reasons = [*self.reasons, "the remote cache has it"] if self.remote else self.reasons
+        why = f"  ({'; '.join(reasons)})" if reasons else ""
         key = f"  {self.key}" if self.key and self.status == "up-to-date" else ""
         return f"{self.target}: {self.stage:<10} {label}{why}{key}"
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "stage": self.stage, "status": self.status, "key": self.key,
-                "reasons": self.reasons, "outputs": dict(self.record.outputs) if self.record else None}
+                "reasons": self.reasons, "outputs": dict(self.record.outputs) if self.record else None,
+                "remote": self.remote}
 
 
 class Planner:
@@ -202,10 +208,14 @@ class Planner:
         return doc
 
     def record_for(self, key: str) -> RunRecord | None:
-        """The recorded run of ``key`` if every output it made is intact in the store."""
+        """The recorded run of ``key`` if every output it made is intact in the store (a run pulled
+        from a remote cache: every output that is here is intact; absent ones are fetched on read)."""
         rec = self.runs.get(key)
-        if rec is None or not all(self.store.intact(c, rec.sizes.get(c)) for c in rec.outputs.values()):
+        if rec is None:
             return None
+        for c in rec.outputs.values():
+            if not self.store.intact(c, rec.sizes.get(c)) and not (rec.origin and not self.store.exists(c)):
+                return None
         return rec
 
     def damaged_outputs(self, key: str) -> list[str]:
@@ -221,8 +231,11 @@ class Planner:
                 out.append(f"output {name} damaged in the cache")
         return out
 
-    def plan(self) -> list[StagePlan]:
-        """Statuses without running anything (for -n, status, and the build's first look)."""
+    def plan(self, remote: Mapping[str, RunRecord] | None = None) -> list[StagePlan]:
+        """Statuses without running anything (for -n, status, and the build's first look).
+
+        ``remote``: runs a remote cache holds, by key. A stale stage whose key is among them is
+        marked ``remote`` and the stages after it are planned as if it were here."""
         plans: list[StagePlan] = []
         outputs: dict[str, Mapping[str, str]] = {}
         blocked: set[str] = set()
@@ -238,6 +251,10 @@ class Planner:
             if rec is not None:
                 plans.append(StagePlan(self.target, rule, "up-to-date", key, doc, rec))
                 outputs[name] = rec.outputs
+            elif remote is not None and key in remote:
+                plans.append(StagePlan(self.target, rule, "stale", key, doc, remote[key],
+                                       reasons=self.why(rule, key, doc), remote=True))
+                outputs[name] = remote[key].outputs
             else:
                 plans.append(StagePlan(self.target, rule, "stale", key, doc, reasons=self.why(rule, key, doc)))
                 blocked.add(name)

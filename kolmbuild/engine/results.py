@@ -47,6 +47,8 @@ class TargetOutcome:
     artifact: Path | None = None
     error: KolmError | None = None
     receipts: dict[str, StageReceipt] = field(default_factory=dict)
+    pulled: list[str] = field(default_factory=list)  # stages whose runs came from the remote cache
+    pushed: list[str] = field(default_factory=list)  # stages this build pushed to the remote cache
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,8 @@ class TargetOutcome:
             "gates": self.gates,
             "status": self.status,
             "ran": self.ran,
+            "pulled": self.pulled,
+            "pushed": self.pushed,
             "duration_s": round(self.duration_s, 3),
             "cost_usd": round(self.cost_usd, 6),
             "k_score": self.k_score,
@@ -128,3 +132,50 @@ class CacheReport:
         return {"ok": self.ok, "objects_checked": self.objects_checked, "bytes_checked": self.bytes_checked,
                 "removed": [b.to_json() for b in self.bad], "runs_dropped": self.runs_dropped,
                 "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class PushReport:
+    """``cache push`` (and a ``--push`` build): the stages whose records were pushed, the objects
+    uploaded for them, and what could not be pushed, with why."""
+
+    runs: list[str] = field(default_factory=list)
+    objects: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    entries: int = 0  # shared entries (teacher replies, embeddings) pushed
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pushed": self.runs, "objects_uploaded": self.objects, "entries_pushed": self.entries,
+                "skipped": [{"stage": s, "reason": r} for s, r in self.skipped]}
+
+
+@dataclass(frozen=True)
+class PullReport:
+    """``cache pull``: records adopted from the remote, objects downloaded, what is still missing."""
+
+    pulled: tuple[str, ...]
+    objects: int
+    bytes: int
+    missing: tuple[str, ...]  # "target/stage": neither here nor on the remote
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pulled": list(self.pulled), "objects_downloaded": self.objects, "bytes_downloaded": self.bytes,
+                "missing": list(self.missing)}
+
+
+CacheWhere = Literal["local", "pulled", "remote", "missing"]
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """``cache status``: where each stage's current run is. local: recorded here with its outputs;
+    pulled: recorded here from the remote (outputs fetched when needed); remote: only the remote
+    has it; missing: neither (it would run)."""
+
+    target: str
+    stage: str
+    key: str | None
+    where: CacheWhere
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "stage": self.stage, "key": self.key, "where": self.where}

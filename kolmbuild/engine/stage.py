@@ -10,7 +10,8 @@ A rule (``rules/<stage>.yaml``) names the action, ``package.module:function``, c
 
 and writes each declared output into ``ctx.outdir`` under its declared name. The engine hashes
 the outputs, moves them into the content-addressed store atomically and records the receipt.
-Persistent stage-private caches (teacher calls, embeddings) live under ``ctx.cache_dir``.
+Persistent stage-private caches (teacher calls, embeddings) live under ``ctx.cache_dir``; with a
+remote cache configured, ``ctx.shared`` shares their entries with other machines (signed, checked).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 from kolmbuild.config.envvalues import overlay
 from kolmbuild.progress import NullProgress, Progress
+from kolmbuild.sharing import SharedEntries
 
-__all__ = ["NullProgress", "Progress", "StageContext", "StageReceipt", "StageResult"]
+__all__ = ["NullProgress", "Progress", "SharedEntries", "StageContext", "StageReceipt", "StageResult"]
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,16 @@ class StageReceipt:
 
 @dataclass(frozen=True)
 class StageResult:
-    """Returned by an action: metrics (JSON-able) that go into the receipt and the manifest."""
+    """Returned by an action: metrics (JSON-able) that go into the receipt and the manifest.
+
+    ``remote_outputs``: declared outputs the stage left in the remote cache instead of ``outdir``
+    (name -> (CID, size); a remote stage whose far side pushed them there), with ``origin`` naming
+    that remote. They are recorded like a pulled run's: fetched by CID, re-hashed, when read."""
 
     metrics: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    remote_outputs: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class StageContext:
     receipts: Mapping[str, StageReceipt]
     progress: Progress = field(default_factory=NullProgress)
     env_values: Mapping[str, Any] = field(default_factory=dict)  # dotted key -> value from ${oc.env:…}
+    shared: SharedEntries | None = None
 
     def param(self, path: str) -> Any:
         """The config subtree at ``path`` (dotted), which must be declared in the rule's reads.

@@ -13,8 +13,11 @@ already there, and every object the engine hands to a stage or installs is re-ha
 (:meth:`Store.verify`, :meth:`Store.copy_to`). A mismatch drops the object and raises
 :class:`~kolmbuild.errors.CorruptObject`; the engine then rebuilds what made it.
 
-Every object read and write goes through these few methods, so another store (a remote cache)
-can sit behind the same interface.
+Every object read and write goes through these few methods, so a remote cache sits behind the
+same interface: with ``remote`` set (an :class:`ObjectSource`, kolmbuild.remote.RemoteCache), an
+object missing here is fetched from it by CID, re-hashed on the way, before it is read. A run record
+pulled from a remote (``origin`` set) may name objects that were never downloaded: only what a stage
+reads or the install copies is fetched (as Bazel's remote builds "without the bytes").
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from kolmbuild.atomic import atomic_writer, commit
 from kolmbuild.engine.faults import Faults
+from kolmbuild.engine.lock import KeyLocks
 from kolmbuild.engine.stage import NullProgress, Progress
 from kolmbuild.errors import BuildFailed, CorruptObject, LockTimeout, StateCorrupt
 from kolmbuild.hashing.cid import CID, parse_cid
@@ -53,6 +57,7 @@ class RunRecord:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     sizes: Mapping[str, int] = field(default_factory=dict)  # CID -> bytes (empty for pre-size records)
+    origin: str | None = None  # the remote cache it was pulled from (its outputs may not be here)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,15 @@ class BadObject:
         return {"name": self.name, "problem": self.problem, "size": self.size}
 
 
+class ObjectSource(Protocol):
+    """Where a missing object can be fetched from by its CID (a remote cache)."""
+
+    def fetch_object(self, cid: str, sink: BinaryIO) -> int:
+        """Write the object's bytes to ``sink``, checked against ``cid``; FileNotFoundError when it is
+        not there, CorruptObject when its bytes do not match."""
+        ...
+
+
 def _open_regular(path: Path) -> tuple[int, os.stat_result]:
     """An fd on ``path`` that is a regular file, never following a symbolic link."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -84,7 +98,8 @@ def _open_regular(path: Path) -> tuple[int, os.stat_result]:
 
 
 class Store:
-    def __init__(self, cache_dir: Path, *, stats: StatCache | None = None, faults: Faults | None = None) -> None:
+    def __init__(self, cache_dir: Path, *, stats: StatCache | None = None, faults: Faults | None = None,
+                 remote: ObjectSource | None = None) -> None:
         self.root = cache_dir
         self.objects = cache_dir / "objects"
         self._objects = os.path.abspath(self.objects)
@@ -92,6 +107,8 @@ class Store:
         self.tmp = cache_dir / "tmp"
         self.stats = stats
         self.faults = faults or Faults()
+        self._storing = KeyLocks()
+        self.remote = remote
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
 
@@ -115,6 +132,10 @@ class Store:
     def has(self, cid: str, size: int | None = None) -> bool:
         """A regular file is stored under ``cid`` (of ``size`` bytes, when the size is known)."""
         return self._lstat(cid, size) is not None
+
+    def exists(self, cid: str) -> bool:
+        """Anything at all is stored under ``cid`` (intact or not)."""
+        return os.path.lexists(self.path_of(cid))
 
     def intact(self, cid: str, size: int | None = None) -> bool:
         """:meth:`has`, and the content still hashes to ``cid``: trusted from the stat cache while the
@@ -154,12 +175,13 @@ class Store:
                 digest, size = hash_stream(f)
             cid = str(CID("raw", digest))
             dest = self.path_of(cid)
-            if self._holds(dest, cid, size):
-                src.unlink()
-                return Stored(cid, size)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if st.st_nlink != 1 or not self._move(fd, st, src, dest):
-                self._copy_in(fd, src, dest, digest)
+            with self._storing.hold(cid):  # two stages (or sweep points) of this process storing the same bytes
+                if self._holds(dest, cid, size):
+                    src.unlink()
+                    return Stored(cid, size)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if st.st_nlink != 1 or not self._move(fd, st, src, dest):
+                    self._copy_in(fd, src, dest, digest)
         finally:
             os.close(fd)
         self.faults.hit("after-put")
@@ -215,12 +237,30 @@ class Store:
         object is dropped and CorruptObject raised: the caller must discard what it wrote."""
         return self._read(cid, sink)
 
+    def fetch(self, cid: str) -> bool:
+        """Download object ``cid`` from the remote into the store (checked against its CID while it
+        is written, renamed into place only when it matches). False when there is no remote or it
+        does not have the object; CorruptObject when the remote's bytes are damaged."""
+        if self.remote is None:
+            return False
+        dest = self.path_of(cid)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with atomic_writer(dest, mode=0o444) as f:
+                self.remote.fetch_object(cid, f)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _read(self, cid: str, sink: BinaryIO | None) -> int:
         path = self.path_of(cid)
         try:
             fd, _ = _open_regular(path)
         except FileNotFoundError:
-            raise CorruptObject(f"cache object {cid} is missing from {self.objects}", cid=cid) from None
+            if not self.fetch(cid):
+                where = " nor in the remote cache" if self.remote is not None else ""
+                raise CorruptObject(f"cache object {cid} is missing from {self.objects}{where}", cid=cid) from None
+            fd, _ = _open_regular(path)
         except OSError as exc:
             self.drop(cid)
             raise CorruptObject(f"cache object {cid} is not a regular file ({exc.strerror or exc}): removed",
@@ -343,16 +383,19 @@ class RunDB:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, stage TEXT, outputs TEXT,"
-                    " metrics TEXT, duration REAL, created REAL, sizes TEXT)"
+                    " metrics TEXT, duration REAL, created REAL, sizes TEXT, origin TEXT)"
                 )
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS last (target TEXT, stage TEXT, key TEXT, doc TEXT,"
                     " PRIMARY KEY (target, stage))"
                 )
                 columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
-                if "sizes" not in columns:  # a cache from before sizes were recorded
+                # a cache from before sizes / pulled records were recorded
+                for column in ("sizes", "origin"):
+                    if column in columns:
+                        continue
                     try:
-                        self._db.execute("ALTER TABLE runs ADD COLUMN sizes TEXT")
+                        self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
                     except sqlite3.OperationalError as exc:
                         if "duplicate column" not in str(exc):  # another process added it first
                             raise
@@ -390,23 +433,25 @@ class RunDB:
     def get(self, key: str) -> RunRecord | None:
         def read() -> RunRecord | None:
             row = self._db.execute(
-                "SELECT stage, outputs, metrics, duration, sizes FROM runs WHERE key=?", (key,)).fetchone()
+                "SELECT stage, outputs, metrics, duration, sizes, origin FROM runs WHERE key=?", (key,)).fetchone()
             if row is None:
                 return None
             outputs = json.loads(row[1])
             if not isinstance(outputs, dict) or not all(isinstance(v, str) for v in outputs.values()):
                 raise ValueError(f"the record of {key} has malformed outputs")
             sizes = json.loads(row[4]) if row[4] else {}
-            return RunRecord(key, row[0], outputs, json.loads(row[2]), row[3], sizes)
+            return RunRecord(key, row[0], outputs, json.loads(row[2]), row[3], sizes, row[5])
 
         return self._q(read)
 
     def put(self, rec: RunRecord) -> None:
         row = (rec.key, rec.stage, json.dumps(dict(rec.outputs), sort_keys=True),
                json.dumps(dict(rec.metrics), sort_keys=True), rec.duration_s, time.time(),
-               json.dumps(dict(rec.sizes), sort_keys=True))
+               json.dumps(dict(rec.sizes), sort_keys=True), rec.origin)
         with self._lock:
-            self._q(lambda: self._db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?)", row))
+            self._q(lambda: self._db.execute(
+                "INSERT OR REPLACE INTO runs (key, stage, outputs, metrics, duration, created, sizes, origin)"
+                " VALUES (?,?,?,?,?,?,?,?)", row))
 
     def last(self, target: str, stage: str) -> tuple[str, dict[str, Any]] | None:
         row = self._q(lambda: self._db.execute(
@@ -436,13 +481,15 @@ class RunDB:
             self._q(lambda: self._db.executemany("DELETE FROM runs WHERE key=?", [(k,) for k in gone]))
         return len(gone)
 
-    def drop_runs_using(self, cids: set[str]) -> int:
-        """Delete the run records that name any of ``cids`` among their outputs."""
+    def drop_runs_using(self, cids: set[str], *, pulled_only: bool = False) -> int:
+        """Delete the run records that name any of ``cids`` among their outputs (``pulled_only``:
+        only records pulled from a remote cache, whose outputs may be absent here)."""
         if not cids:
             return 0
         def named() -> list[str]:
-            rows = self._db.execute("SELECT key, outputs FROM runs").fetchall()
-            return [k for k, outputs in rows if cids & set(json.loads(outputs).values())]
+            rows = self._db.execute("SELECT key, outputs, origin FROM runs").fetchall()
+            return [k for k, outputs, origin in rows
+                    if (origin or not pulled_only) and cids & set(json.loads(outputs).values())]
 
         gone = self._q(named)
         with self._lock:

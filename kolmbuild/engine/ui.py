@@ -45,6 +45,10 @@ class BuildUI:
         if not self.quiet:
             self.console.print(message, markup=False, soft_wrap=True)  # a log line is never re-wrapped
 
+    def warn(self, message: str) -> None:
+        """A warning: shown even when quiet (``--json`` keeps stdout for the record; this is stderr)."""
+        self.console.print(f"kolmbuild: warning: {message}", markup=False, soft_wrap=True)
+
     def stage_done(self, target: str, stage: str, seconds: float, summary: str = "") -> None:
         extra = f"  {summary}" if summary else ""
         self.note(f"{target}: {stage:<10} ran in {seconds:.2f} s{extra}")

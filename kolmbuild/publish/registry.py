@@ -18,10 +18,8 @@ just before it is written, which narrows but does not close the window).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import posixpath
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kolmbuild.atomic import atomic_path
 from kolmbuild.errors import ArtifactError, KolmError, UserInputError
+from kolmbuild.remote.storage import write_whole
 
 INDEX = "index.json"
 BLOBS = "artifacts"
@@ -196,19 +195,8 @@ class Registry:
 
     def _write(self, rel: str, data: bytes | None = None, *, local: Path | None = None) -> None:
         final = self._p(rel)
-        tmp = self._p(posixpath.dirname(rel), f".{posixpath.basename(rel)}.{uuid.uuid4().hex}.tmp")
         self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
-        try:
-            if local is not None:
-                self.fs.put_file(str(local), tmp)
-            else:
-                self.fs.pipe_file(tmp, data or b"")
-            self.fs.mv(tmp, final)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                if self.fs.exists(tmp):
-                    self.fs.rm_file(tmp)
-            raise
+        write_whole(self.fs, final, data=data, src=local)
 
     def find(self, name: str, version: str | None = None) -> IndexEntry:
         entries = [e for e in self.index().entries if e.name == name]

@@ -24,6 +24,7 @@ from kolmbuild.recall.db import Driver, VecConnection, connect
 from kolmbuild.recall.embcache import EmbeddingCache
 from kolmbuild.recall.embedder import Embedder, as_unit_rows, canonical_name, load_embedder
 from kolmbuild.recall.modality import Document, Unsupported, extract
+from kolmbuild.sharing import SharedEntries
 
 FORMAT = "kolm-recall/1"
 _EMBED_BATCH = 64
@@ -102,6 +103,7 @@ def chunk_documents(docs: Sequence[Document], spec: RecallSpec) -> list[Chunk]:
 def embed_chunks(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache, progress: Progress) -> tuple[np.ndarray, int]:
     """Vectors for ``texts``, from the cache where it has them; returns (vectors, number embedded)."""
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    cache.prefetch(texts)  # what another machine embedded, from the remote cache (when one is shared)
     missing: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
         hit = cache.get(text)
@@ -149,6 +151,7 @@ def build_index(
     *,
     embedder: Embedder | None = None,
     driver: Driver = "auto",
+    shared: SharedEntries | None = None,
 ) -> IndexStats:
     """Read, chunk and embed ``files`` into a new index at ``db_path`` (replacing any old one).
 
@@ -159,7 +162,7 @@ def build_index(
     docs, skipped = read_documents(files, progress)
     chunks = chunk_documents(docs, spec)
     emb = embedder or load_embedder(spec.embedder)
-    cache = EmbeddingCache(Path(cache_dir), emb.ident, emb.dim)
+    cache = EmbeddingCache(Path(cache_dir), emb.ident, emb.dim, shared)  # shared: the remote cache's embeddings/
     vectors, embedded = embed_chunks([c.text for c in chunks], emb, cache, progress)
     meta = {
         "format": FORMAT,

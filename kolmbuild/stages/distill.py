@@ -126,7 +126,7 @@ def _teacher_labels(
         # the shots are gold examples; an unlabelled input is never one of them
         target = Example(item.id, item.input, None)
         requests += build_requests(spec, system, target, found, pick_shots(pool, target, SHOTS))
-    replies, stats = Teacher(spec, ctx.cache_dir, progress=ctx.progress).run(requests)
+    replies, stats = Teacher(spec, ctx.cache_dir, progress=ctx.progress, shared=ctx.shared).run(requests)
     k = spec.k
     samples = [[parse_answer(r.text, shape) for r in replies[i * k : (i + 1) * k]] for i in range(len(requests) // k)]
     labelled = [label_example(verifier, e, s) for e, s in zip(examples, samples[: len(examples)], strict=True)]

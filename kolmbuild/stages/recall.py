@@ -50,7 +50,8 @@ def run(ctx: StageContext) -> StageResult:
     local = ctx.inputs.get("task.corpus")
     files = list_corpus(str(local) if local is not None else str(location), ctx.project_dir)
     ctx.progress.log(f"{len(files)} corpus files")
-    stats = build_index(files, ctx.output("index.sqlite"), spec, cache_root(ctx.cache_dir), ctx.progress)
+    stats = build_index(files, ctx.output("index.sqlite"), spec, cache_root(ctx.cache_dir), ctx.progress,
+                        shared=ctx.shared)
     metrics = {"corpus": True, **stats.to_json()}
     _write_json(ctx.output("recall.json"), metrics)
     summary = f"{stats.chunks} chunks from {stats.files} files ({stats.embedded} embedded, {stats.cached} cached)"

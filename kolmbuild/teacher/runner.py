@@ -19,6 +19,7 @@ from typing import Any
 
 from kolmbuild.config.models import TeacherSpec
 from kolmbuild.progress import NullProgress, Progress
+from kolmbuild.sharing import SharedEntries
 from kolmbuild.teacher.budget import Budget, Prices
 from kolmbuild.teacher.cache import RequestCache
 from kolmbuild.teacher.clients import ChatClient, make_client
@@ -74,9 +75,10 @@ class Teacher:
         backoff_s: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         progress: Progress | None = None,
+        shared: SharedEntries | None = None,
     ) -> None:
         self.spec = spec
-        self.cache = RequestCache(cache_root(cache_dir))
+        self.cache = RequestCache(cache_root(cache_dir), shared)  # shared: the remote cache's teacher/
         self.prices = Prices(spec.price_in_per_mtok, spec.price_out_per_mtok)
         self.budget = Budget(spec.budget_usd)
         self.policy = RetryPolicy(spec.max_retries, base_s=backoff_s)
