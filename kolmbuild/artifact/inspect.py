@@ -36,7 +36,8 @@ def summary(art: Artifact) -> dict[str, Any]:
     """The fields ``inspect`` shows, as plain JSON values (stable: nothing depends on now)."""
     m = art.manifest
     metrics = m.get("metrics") or {}
-    terms = metrics.get("terms") if isinstance(metrics.get("terms"), dict) else {}
+    terms = metrics.get("terms")
+    terms = terms if isinstance(terms, dict) else {}
     return {
         "target": m["target"],
         "version": m["version"],

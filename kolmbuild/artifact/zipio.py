@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from kolmbuild.artifact.format import DEFLATED, STORED, member_method
 from kolmbuild.atomic import atomic_writer
@@ -115,7 +115,7 @@ def check_name(name: str) -> None:
         raise ArtifactError(f"unsafe zip entry {name!r}: only [A-Za-z0-9._-] path parts are allowed")
 
 
-def _compress(src: bytes | Path, method: int, spool: BinaryIO) -> tuple[int, int, int]:
+def _compress(src: bytes | Path, method: int, spool: IO[bytes]) -> tuple[int, int, int]:
     """Write ``src`` compressed to ``spool``; return (crc, compressed size, size)."""
     crc = usize = csize = 0
     comp = zlib.compressobj(9, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY) if method == DEFLATED else None

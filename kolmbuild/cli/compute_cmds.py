@@ -320,8 +320,8 @@ def rent(state: CliState, target: str | None, backend_name: str, spec: str | Non
         cost = "" if result.actual_usd is None else f", actual ${result.actual_usd:.4f}"
         click.echo(f"{backend_name}: exit {result.exit_code} in {result.duration_s:.1f} s (estimate "
                    f"${result.estimate_usd:.2f}{cost}); released")
-        for p in result.outputs:
-            click.echo(f"  output: {p}")
+        for out in result.outputs:
+            click.echo(f"  output: {out}")
     if result.exit_code != 0:
         raise KolmError(f"{backend_name}: the job exited with status {result.exit_code}; the machine was released")
 

@@ -59,7 +59,7 @@ class Project:
         return names[0]
 
 
-def find_kolmfile(directory: Path, explicit: str | None = None) -> Path:
+def find_kolmfile(directory: Path, explicit: str | Path | None = None) -> Path:
     if explicit:
         p = Path(explicit)
         p = p if p.is_absolute() else directory / p
@@ -125,7 +125,7 @@ def load_kolmfile(path: Path) -> Kolmfile:
     return kolmfile
 
 
-def load_project(directory: str | Path | None = None, kolmfile: str | None = None) -> Project:
+def load_project(directory: str | Path | None = None, kolmfile: str | Path | None = None) -> Project:
     root = Path(directory or ".").resolve()
     if not root.is_dir():
         raise ConfigError(f"-C {directory}: no such directory")

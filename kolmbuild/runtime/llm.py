@@ -106,7 +106,8 @@ class LlamaRunner:
 
     # prompts -----------------------------------------------------------------------------------
     def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return str(self._formatter(messages=list(messages)).prompt)
+        chat: list[Any] = list(messages)  # llama-cpp types each role's message dict apart
+        return str(self._formatter(messages=chat).prompt)
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))

@@ -144,10 +144,10 @@ class _Protocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self._lingering:
             self.transport.close()
-        return super().eof_received()
+        super().eof_received()
 
 
 class _Server(uvicorn.Server):

@@ -75,7 +75,8 @@ def base_reference(
     if not isinstance(base, Mapping) or not isinstance(base.get("name"), str):
         return None
     ref = {k: base[k] for k in BASE_KEYS if base.get(k) is not None}
-    asked = task.get("base") if isinstance(task.get("base"), Mapping) else {}
+    asked = task.get("base")
+    asked = asked if isinstance(asked, Mapping) else {}
     if "revision" not in ref and asked.get("revision") and asked.get("name") == ref["name"]:
         ref["revision"] = asked["revision"]
     return ref
@@ -102,7 +103,8 @@ def metrics_of(ctx: StageContext) -> dict[str, Any]:
             source = read_json(eval_json, "the evaluate stage's record")
     if "K" not in source:
         return {}
-    terms = source.get("terms") if isinstance(source.get("terms"), Mapping) else {}
+    terms = source.get("terms")
+    terms = terms if isinstance(terms, Mapping) else {}
     return {"K": source["K"], "terms": {t: terms[t] for t in K_TERMS if t in terms}}
 
 
