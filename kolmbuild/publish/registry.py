@@ -67,7 +67,8 @@ class ArtifactInfo:
 
 def artifact_info(path: Path, **verify_kw: Any) -> ArtifactInfo:
     """Name, version, K-score and manifest CID of a .kolm file, read (and verified) with kolmbuild.artifact."""
-    open_artifact = _artifact_api("open_artifact")
+    from kolmbuild.artifact.verify import open_artifact  # the signing code loads when a registry reads one
+
     with open_artifact(path, **verify_kw) as art:
         m = art.manifest
         k = (m.get("metrics") or {}).get("K")
@@ -80,37 +81,13 @@ def artifact_info(path: Path, **verify_kw: Any) -> ArtifactInfo:
 
 
 def verify_file(path: Path, **verify_kw: Any) -> None:
-    """Raise ArtifactError naming every failed check of ``kolmbuild.artifact.verify_artifact``."""
-    verify_artifact = _artifact_api("verify_artifact")
+    """Raise ArtifactError naming every failed :class:`~kolmbuild.artifact.verify.Check` of
+    :func:`~kolmbuild.artifact.verify.verify_artifact` (each as ``name: detail``)."""
+    from kolmbuild.artifact.verify import verify_artifact
+
     report = verify_artifact(path, **verify_kw)
     if not report.ok:
-        failed = [c for c in report.checks if not _check_ok(c)]
-        raise ArtifactError(f"{path}: verification failed: " + "; ".join(_check_text(c) for c in failed))
-
-
-def _artifact_api(name: str) -> Callable[..., Any]:
-    try:
-        import kolmbuild.artifact as api
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("kolmbuild"):
-            raise KolmError(
-                "reading .kolm files needs kolmbuild.artifact, which this installation lacks"
-            ) from exc
-        raise
-    return getattr(api, name)
-
-
-def _check_ok(check: Any) -> bool:
-    if isinstance(check, dict):
-        return bool(check.get("ok", check.get("passed", True)))
-    return bool(getattr(check, "ok", getattr(check, "passed", True)))
-
-
-def _check_text(check: Any) -> str:
-    if isinstance(check, dict):
-        return " ".join(str(check.get(k)) for k in ("name", "detail", "message") if check.get(k))
-    parts = [str(getattr(check, k)) for k in ("name", "detail", "message") if getattr(check, k, None)]
-    return " ".join(parts) or str(check)
+        raise ArtifactError(f"{path}: verification failed: {report.failure_text()}")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
