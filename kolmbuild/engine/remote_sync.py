@@ -122,6 +122,17 @@ class RemoteSync:
         self.runs.put(rec)
         self.runs.set_last(target, stage, key, key_doc)
 
+    def forget_unfetchable(self, cids: set[str], planners: Sequence[Planner]) -> None:
+        """After a failed fetch: drop the pulled runs that name ``cids`` (or any object the remote
+        refused), and, when the remote is down, every pulled run of ``planners`` whose outputs are
+        not all here (none of them can be fetched now): the next attempt rebuilds them here."""
+        self.runs.drop_runs_using(cids | self.remote.bad_cids, pulled_only=True)
+        if self.remote.down is None:
+            return
+        absent = {c for pl in planners for p in pl.plan() if p.record is not None and p.record.origin
+                  for c in p.record.outputs.values() if not self.store.exists(c)}
+        self.runs.drop_runs_using(absent, pulled_only=True)
+
     def push(self, keys: Iterable[str]) -> PushReport:
         """Push the recorded runs of ``keys``: objects the remote lacks first, each signed record last."""
         report = PushReport()
