@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -28,3 +30,14 @@ def emit(record: dict[str, Any], out: str | Path | None) -> None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """Where a record was measured: Python, CPU, cores, load (a shared machine's numbers vary with it)."""
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        **extra,
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(),
+    }

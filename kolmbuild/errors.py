@@ -7,6 +7,28 @@ tracebacks appear only with ``--debug``.
 
 from __future__ import annotations
 
+import unicodedata
+
+# Characters a terminal acts on or hides rather than shows: C0/C1 controls (ESC starts a sequence
+# that can clear the screen or retitle the window, CR overwrites the line), bidi overrides and
+# other invisible formatting, surrogates, private use, line/paragraph separators.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def printable(text: str, keep: str = "\n\t") -> str:
+    """``text`` safe to print: each character a terminal would act on (except those in ``keep``)
+    written as a Python-style escape, e.g. ``\\x1b``, ``\\u202e``."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in keep or unicodedata.category(ch) not in _ESCAPED_CATEGORIES:
+            out.append(ch)
+        else:
+            n = ord(ch)
+            out.append(f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}")
+    return "".join(out)
+
 
 class KolmError(Exception):
     """Base class: an error kolmbuild reports to the user without a traceback."""
@@ -19,7 +41,9 @@ class KolmError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        # messages quote files, keys and values from untrusted input: never let them drive the terminal
+        text = self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        return printable(text)
 
 
 class UserInputError(KolmError):

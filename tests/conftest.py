@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated user config dir, and small projects built from shell rules."""
+"""Shared fixtures: an isolated user config dir, and small projects built from shell rules.
+
+Under ``CI=true`` a skipped test is a failure: CI must prove what the README says, so a missing
+system dependency (sshd, chromium, a second Python, user namespaces) fails loudly with the skip's
+reason instead of passing silently.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,21 @@ from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
 KOLMBUILD = [sys.executable, "-m", "kolmbuild"]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where no test may skip: {reason}"
 
 
 @pytest.fixture(autouse=True)

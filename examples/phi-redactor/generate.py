@@ -15,6 +15,7 @@ the fake value, the output gets its placeholder, so the labels are right by cons
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import random
 import sys
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faker import Faker
+from faker.providers.date_time import Provider as DateTimeProvider
 
 # ---------------------------------------------------------------- PHI values
 
@@ -59,8 +61,15 @@ def email(fake: Faker, rng: random.Random) -> str:
     return fake.email()
 
 
+# dates lie between 80 years before and 2 years after this day (pinned, so that the files do not
+# change with the day they are generated on; it is the day train.jsonl and eval.jsonl were written)
+REFERENCE_DAY = datetime.date(2026, 11, 24)
+FIRST_DAY = REFERENCE_DAY + datetime.timedelta(**DateTimeProvider._parse_date_string("-80y"))
+LAST_DAY = REFERENCE_DAY + datetime.timedelta(**DateTimeProvider._parse_date_string("+2y"))
+
+
 def date(fake: Faker, rng: random.Random) -> str:
-    d = fake.date_between(start_date="-80y", end_date="+2y")
+    d = fake.date_between(start_date=FIRST_DAY, end_date=LAST_DAY)
     month = MONTHS[d.month - 1]
     return rng.choice([
         f"{d.month:02d}/{d.day:02d}/{d.year}",
@@ -175,24 +184,30 @@ TEMPLATES = [
 ]
 
 
-def render(template: str, fake: Faker, rng: random.Random) -> tuple[str, str]:
-    """(input, output): slots filled with fake values in the input and placeholders in the output."""
+Slot = Callable[[str], tuple[str, str]]  # slot name -> (input text, output text)
+
+
+def render(template: str, fake: Faker, rng: random.Random, slot: Slot | None = None) -> tuple[str, str]:
+    """(input, output): slots filled with fake values in the input and placeholders in the output
+    (``slot`` decides how, when given; ``variants.py`` uses it)."""
+
+    def default(name: str) -> tuple[str, str]:
+        if name in PHI:
+            token, make = PHI[name]
+            return make(fake, rng), token
+        value = FILLERS[name](fake, rng)
+        return value, value
+
+    fill = slot or default
     src: list[str] = []
     dst: list[str] = []
     rest = template
     while "{" in rest:
         head, _, tail = rest.partition("{")
-        slot, _, rest = tail.partition("}")
-        src.append(head)
-        dst.append(head)
-        if slot in PHI:
-            token, make = PHI[slot]
-            src.append(make(fake, rng))
-            dst.append(token)
-        else:
-            value = FILLERS[slot](fake, rng)
-            src.append(value)
-            dst.append(value)
+        name, _, rest = tail.partition("}")
+        value, shown = fill(name)
+        src += [head, value]
+        dst += [head, shown]
     src.append(rest)
     dst.append(rest)
     return "".join(src), "".join(dst)

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kolmbuild.artifact.reader import Artifact
+from kolmbuild.errors import printable
 
 K_TERMS = ("A", "S", "L", "C", "V")
 
@@ -64,10 +65,11 @@ def _compute_fields(compute: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _fmt(v: Any) -> str:
-    """A manifest value as console text: markup in it is shown literally, never interpreted."""
+    """A manifest value as console text: markup in it is shown literally, never interpreted, and
+    control characters (an unverified manifest may hold ESC sequences) are shown as escapes."""
     if isinstance(v, float):
         return f"{v:.3f}"
-    return "—" if v is None else escape(str(v))
+    return "—" if v is None else escape(printable(str(v), keep=""))
 
 
 def render(s: dict[str, Any], console: Console) -> None:

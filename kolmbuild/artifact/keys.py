@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -124,13 +125,15 @@ def load_public_key(source: Path | str | bytes) -> ec.EllipticCurvePublicKey:
         except OSError as exc:
             raise UserInputError(f"{source}: cannot read the public key: {exc.strerror or exc}") from exc
     else:
-        data = source.encode() if isinstance(source, str) else source
+        data = source.encode("utf-8", "replace") if isinstance(source, str) else source
     try:
         key = serialization.load_pem_public_key(data)
+    except UnsupportedAlgorithm as exc:  # an EC curve (or key type) OpenSSL does not know
+        raise UserInputError(f"{label}: unsupported public key: {exc}") from None
     except ValueError:
         try:
             key = serialization.load_pem_private_key(data, password=None).public_key()  # type: ignore[assignment]
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise UserInputError(f"{label}: not a PEM public key") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise UserInputError(f"{label}: expected an EC P-256 (secp256r1) public key")

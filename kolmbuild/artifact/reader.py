@@ -8,7 +8,6 @@ the manifest does not list.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from kolmbuild.artifact.format import COMPONENTS, MANIFEST, SIGNATURE_MEMBERS, Manifest
 from kolmbuild.artifact.zipio import Limits, ZipReader
+from kolmbuild.data import strictjson
 from kolmbuild.errors import ArtifactError
 from kolmbuild.hashing import canonical_json, cid_of_json
 from kolmbuild.hashing.cid import CID
@@ -131,15 +131,17 @@ def load_artifact(path: Path, limits: Limits | None = None) -> Artifact:
             raise ArtifactError(f"{path}: no {MANIFEST} (not a .kolm file?)")
         raw = zr.read(MANIFEST, MAX_MANIFEST)
         try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{path}: {MANIFEST} is not JSON: {exc}") from exc
+            doc = strictjson.loads(raw)
+        except strictjson.JSONRefused as exc:
+            raise ArtifactError(f"{path}: {MANIFEST}: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ArtifactError(f"{path}: {MANIFEST}: expected a JSON object")
         try:
             Manifest.model_validate(doc)
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            raise ArtifactError(f"{path}: {MANIFEST}: {loc}: {first['msg']}") from exc
+            raise ArtifactError(f"{path}: {MANIFEST}: {loc}: {first['msg']}") from None
         if canonical_json(doc) != raw:
             raise ArtifactError(f"{path}: {MANIFEST} is not canonical JSON (altered)")
         expected = {MANIFEST}

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kolmbuild.artifact.format import SIGNATURES_DIR, HmacRecord, ZipSigRecord
 from kolmbuild.artifact.keys import fingerprint, hmac_key_id
+from kolmbuild.data import strictjson
 from kolmbuild.errors import KolmError
 from kolmbuild.hashing import canonical_json
 
@@ -99,9 +100,9 @@ def _unb64(text: Any, what: str) -> bytes:
 
 def _parse_canonical(data: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignatureInvalid(f"{what} is not JSON: {exc}") from exc
+        doc = strictjson.loads(data)
+    except strictjson.JSONRefused as exc:
+        raise SignatureInvalid(f"{what}: {exc}") from None
     if not isinstance(doc, dict):
         raise SignatureInvalid(f"{what} is not a JSON object")
     if canonical_json(doc) != data:

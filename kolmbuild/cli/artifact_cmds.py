@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from kolmbuild.errors import UserInputError
+from kolmbuild.errors import UserInputError, printable
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -100,11 +100,11 @@ def verify(
     else:
         for c in report.checks:
             mark = "skip" if c.skipped else ("ok" if c.ok else "FAIL")
-            click.echo(f"{mark:>4}  {c.name:<24} {c.detail}")
+            click.echo(f"{mark:>4}  {c.name:<24} {printable(c.detail)}")  # details quote the file's bytes
         if report.ok:
             click.echo(f"{file}: verified ({report.manifest_cid})")
     if not report.ok:
-        click.echo(f"kolmbuild: error: {file}: verification failed: {report.failure_text()}", err=True)
+        click.echo(f"kolmbuild: error: {file}: verification failed: {printable(report.failure_text())}", err=True)
         ctx.exit(2)
 
 

@@ -90,7 +90,8 @@ def _stamp_request(ctx: click.Context) -> StampRequest | None:
 @_PROJECT_ARGS
 @click.option("-n", "--dry-run", is_flag=True, help="Say what would run and why; run nothing.")
 @click.option("-m", "--multirun", is_flag=True, help="Sweep: one build per combination of override values.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Stages run in parallel.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Stages run in parallel (with -m: sweep points built at once).")
 @click.option("-k", "--keep-going", is_flag=True, help="Keep building other targets after one fails.")
 @click.option("--cfg", "show_cfg", is_flag=True, help="Print the composed, validated config and exit.")
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON record of the outcome on stdout.")
@@ -118,6 +119,9 @@ def build(ctx: click.Context, args: tuple[str, ...], dry_run: bool, multirun: bo
     if budget is not None:  # same as the override budget.usd=USD (and the kolmfile's budget.usd)
         overrides.append(f"budget.usd={budget}")
     if out is not None:  # same as the override out=PATH; the artifact's bytes do not depend on it
+        if multirun:
+            raise ConfigError("--out names one file: a sweep (-m) keeps each point's artifact in its own "
+                              "folder under sweeps/<timestamp>/")
         if len(targets or project.kolmfile.targets) != 1:
             raise ConfigError("--out names one file: build one target with it (kolmbuild TARGET --out FILE)")
         quoted = os.path.abspath(out).replace("\\", "\\\\").replace("'", "\\'")
@@ -167,13 +171,14 @@ def _print_summary(runs: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="sweep summary")
-    for col in ("target", "overrides", "status", "duration", "cost", "K"):
+    table = Table(title="sweep summary (artifacts in the sweep folder, one folder per point)")
+    for col in ("point", "status", "time", "cost", "K"):
         table.add_column(col)
     for r in runs:
         k = r.get("k_score")
-        table.add_row(r["target"], " ".join(r["overrides"]), r["status"], f"{r['duration_s']:.2f} s",
-                      f"${r['cost_usd']:.2f}", f"{k:.3f}" if isinstance(k, float) else "-")
+        cost = f"${r['cost_usd']:.4f}" + ("" if r.get("cost_known", True) else "+?")
+        table.add_row(r.get("name") or f"{r['target']} {' '.join(r['overrides'])}", r["status"],
+                      f"{r['duration_s']:.2f} s", cost, f"{k:.3f}" if isinstance(k, float) else "-")
     Console(stderr=True).print(table)
 
 

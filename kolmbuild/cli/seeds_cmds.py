@@ -19,9 +19,9 @@ def seeds() -> None:
 def validate_file(path: Path, shape_name: str | None) -> dict[str, Any]:
     """{"file","rows","shape","labels"?,"problems":[{"line","reason"}]} for an examples file."""
     from kolmbuild.config.models import ShapeSpec
-    from kolmbuild.data.examples import check_rows, infer_shape, parse_lines, read_text
+    from kolmbuild.data.examples import check_rows, infer_shape, parse_file
 
-    rows, problems = parse_lines(read_text(path))
+    rows, problems = parse_file(path)
     inferred = infer_shape(rows)
     if shape_name is None:
         shape = inferred
@@ -40,7 +40,7 @@ def validate_file(path: Path, shape_name: str | None) -> dict[str, Any]:
     if shape.output == "label":
         report["labels"] = sorted({str(e.output) for e in examples})
     if not examples and not problems:
-        report["problems"] = [{"line": 0, "reason": "no examples (the file is empty)"}]
+        report["error"] = "no examples (the file is empty)"
     return report
 
 
@@ -56,6 +56,8 @@ def validate(ctx: click.Context, file: Path, shape_name: str | None, as_json: bo
     bad = report["problems"]
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    elif "error" in report:
+        click.echo(f"{file}: {report['error']}", err=True)
     elif bad:
         click.echo(f"{file}: {len(bad)} bad line{'s' if len(bad) != 1 else ''}", err=True)
         for p in bad:
@@ -66,7 +68,7 @@ def validate(ctx: click.Context, file: Path, shape_name: str | None, as_json: bo
         if "labels" in report:
             line += f" ({len(report['labels'])} labels: {', '.join(report['labels'][:8])}{' …' if len(report['labels']) > 8 else ''})"
         click.echo(line)
-    if bad:
+    if bad or "error" in report:
         ctx.exit(2)
 
 

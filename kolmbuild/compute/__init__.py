@@ -5,7 +5,10 @@ Pinned API used by the engine and config composition (kept import-light: nothing
 * ``check_budget(config)`` — raise BudgetExceeded before any provider call when the quote (plus the
   teacher's estimate) exceeds ``budget.usd``;
 * ``default_backend_name()`` — the backend ``kolmbuild compute use NAME`` chose;
-* ``compute_block(backend, receipts)`` — the deterministic compute block of a build's manifest.
+* ``compute_block(backend, receipts)`` — the compute block of a build's manifest (estimated values,
+  and the measured ``actual`` of the stages that ran on the backend);
+* ``measured(backend, receipts)`` / ``teacher_cost(receipts)`` — what a build's stages measured and
+  paid (sweeps report them).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_budget", "compute_block", "default_backend_name", "setup_estimate"]
+__all__ = ["check_budget", "compute_block", "default_backend_name", "measured", "setup_estimate", "teacher_cost"]
 
 # the teacher's estimated cost for a task and a number of examples (kolmbuild.teacher.estimate_cost):
 # passed in by the caller, so this layer never imports the teacher
@@ -52,7 +55,23 @@ def check_budget(config: Any, root: Path | None = None, *, teacher_cost: Teacher
     refuse_over_budget(q, budget, teacher or 0.0)
 
 
-def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any]) -> dict[str, Any]:
+def compute_block(backend: Mapping[str, Any], receipts: Mapping[str, Any], *, measured_values: bool = True
+                  ) -> dict[str, Any]:
     from kolmbuild.compute.receipt import compute_block as block
 
-    return block(backend, receipts)
+    return block(backend, receipts, measured_values=measured_values)
+
+
+def measured(backend: Any, receipts: Mapping[str, Any]) -> Any:
+    """:func:`kolmbuild.compute.receipt.measured`: the stages that ran on ``backend``, their measured
+    time and billed cost (None when nothing ran there)."""
+    from kolmbuild.compute.receipt import measured as measure
+
+    return measure(backend, receipts)
+
+
+def teacher_cost(receipts: Mapping[str, Any]) -> float:
+    """What the teacher's labels cost when bought, from the distill stage's receipt."""
+    from kolmbuild.compute.receipt import teacher_cost as cost
+
+    return cost(receipts)

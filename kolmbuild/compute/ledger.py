@@ -1,7 +1,10 @@
 """The ledger of rentals this machine started: one JSON file in the user's state dir.
 
 Written before anything is waited for (the instance id goes in as soon as the provider returns it),
-updated at each step, and never marked ``released`` until the provider confirms. Every write is a
+updated at each step, and never marked ``released`` until the provider confirms. It is also the bill:
+``billed_from`` is when the provider returned the instance (its meter starts), ``released_at`` when
+the provider confirmed it gone (the meter stops), and the rate is the one the provider quoted for
+that instance (:meth:`Rental.billed`). Every write is a
 whole-file rewrite (temp + ``os.replace``) under an ``flock``, so two kolmbuilds and a crash mid-write
 never leave a torn ledger. Records hold ids and prices, never tokens.
 """
@@ -31,6 +34,19 @@ def new_run_id() -> str:
 
 
 @dataclass(frozen=True)
+class Bill:
+    """A rental's cost by the ledger: metered seconds × the hourly rate the provider quoted."""
+
+    seconds: float
+    rate_usd_per_hour: float
+    cost_usd: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"billed_seconds": round(self.seconds, 3), "rate_usd_per_hour": self.rate_usd_per_hour,
+                "cost_usd": round(self.cost_usd, 6)}
+
+
+@dataclass(frozen=True)
 class Rental:
     run_id: str
     backend: str
@@ -45,6 +61,20 @@ class Rental:
     note: str = ""
     detail: dict[str, Any] = field(default_factory=dict)  # bundle/offer id, image, ssh endpoint
     pid: int | None = None  # the kolmbuild process that holds the rental (reap leaves a living one alone)
+    billed_from: float | None = None  # when the provider returned the instance: its meter runs from here
+
+    def billed(self, fallback_rate_usd_per_hour: float = 0.0) -> Bill | None:
+        """What the rental cost by the ledger: from ``billed_from`` (else ``started_at``) until the
+        provider confirmed release, at the hourly rate the provider quoted for the instance
+        (``detail.price_per_hour``, else ``fallback_rate_usd_per_hour``). None until released."""
+        if self.released_at is None or self.instance_id is None:
+            return None
+        start = self.billed_from if self.billed_from is not None else self.started_at
+        seconds = max(0.0, self.released_at - start)
+        quoted = self.detail.get("price_per_hour")
+        rate = float(quoted) if isinstance(quoted, (int, float)) and not isinstance(quoted, bool) else \
+            fallback_rate_usd_per_hour
+        return Bill(seconds, rate, seconds / 3600.0 * rate)
 
     @property
     def live(self) -> bool:

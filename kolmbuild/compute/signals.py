@@ -4,14 +4,22 @@
 rent flow's ``finally`` runs on both. ``shield()`` wraps teardown: signals that arrive while an
 instance is being released are remembered, not raised, so a second Ctrl+C cannot leak a machine.
 Both only touch handlers in the main thread (Python delivers signals there).
+
+A rental on another thread (a sweep's point under ``-j``) gets no signal and no SIGALRM. It runs in a
+:class:`Stop` scope instead: the sweep sets its Stop when the main thread is interrupted, and
+:func:`deadline` gives the run a Stop that also fires at the wall-clock limit. The adapter's watcher
+(the thread that already polls the provider during a run) checks it and tears the run down, so the
+release happens as for any other failure.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import FrameType
 from typing import Any
 
@@ -36,6 +44,58 @@ class WallClockExceeded(ComputeError):
 
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+class Stop:
+    """A request to stop the rentals running in its scope on a worker thread: set by the caller
+    (:meth:`set`, e.g. the sweep on Ctrl+C), by a parent Stop, or by a deadline. :meth:`error` is
+    the error a run should stop with (None while it may go on)."""
+
+    def __init__(self, parent: Stop | None = None, limit_s: float | None = None, what: str = "") -> None:
+        self.parent, self.limit_s, self.what = parent, limit_s, what
+        self.deadline_at = None if limit_s is None else time.monotonic() + limit_s
+        self._error: KolmError | None = None
+        self._lock = threading.Lock()
+
+    def set(self, error: KolmError) -> None:
+        with self._lock:
+            self._error = self._error or error
+
+    def error(self) -> KolmError | None:
+        with self._lock:
+            if self._error is not None:
+                return self._error
+        if self.parent is not None and (err := self.parent.error()) is not None:
+            return err
+        if self.deadline_at is not None and time.monotonic() >= self.deadline_at:
+            return WallClockExceeded(
+                f"{self.what}: stopped at its wall-clock limit of {self.limit_s:.0f} s (what the budget buys at "
+                "the backend's rate); the machine was released", hint="raise the budget, or check why the job hung")
+        return None
+
+
+_STOP: ContextVar[Stop | None] = ContextVar("kolmbuild_stop", default=None)
+
+
+def current_stop() -> Stop | None:
+    """The Stop of the rental running in this context (None on the main thread outside a sweep)."""
+    return _STOP.get()
+
+
+@contextmanager
+def stop_scope(stop: Stop) -> Iterator[Stop]:
+    token = _STOP.set(stop)
+    try:
+        yield stop
+    finally:
+        _STOP.reset(token)
+
+
+def check_stop(stop: Stop | None) -> None:
+    """Raise the Stop's error, if it has one."""
+    err = stop.error() if stop is not None else None
+    if err is not None:
+        raise err
 
 
 @contextmanager
@@ -91,9 +151,14 @@ def shield(on_signal: Any = None) -> Iterator[list[int]]:
 @contextmanager
 def deadline(seconds: float | None, what: str) -> Iterator[None]:
     """Raise :class:`WallClockExceeded` in the main thread after ``seconds`` (SIGALRM), so the run
-    unwinds through its ``finally`` (release) like any other failure. None: no limit."""
-    if seconds is None or not _main_thread():
+    unwinds through its ``finally`` (release) like any other failure. None: no limit. On another
+    thread the run gets a :class:`Stop` that fires then (its watcher tears it down)."""
+    if seconds is None:
         yield
+        return
+    if not _main_thread():
+        with stop_scope(Stop(current_stop(), seconds, what)):
+            yield
         return
 
     def fire(signum: int, frame: FrameType | None) -> None:

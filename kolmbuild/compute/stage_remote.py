@@ -8,7 +8,8 @@ sha256 into ``stage.json``. Both ship through the backend's adapter, the same re
 upload, run, download, release in ``finally`` with the ledger written first), and the far side runs
 ``python3 -m kolmbuild.compute.stage_runner stage.json``. Progress lines stream back into the
 stage's Progress; the declared outputs come back into ``ctx.outdir``; the stage's metrics get a
-``compute`` record (backend, host or instance id: no durations, so metrics stay deterministic).
+``compute`` record (backend, host or instance id, and for a rented machine what it was billed: kept
+in the run record, so a rebuild from the cache reuses it).
 
 Serverless backends (together, replicate, fal, modal) run their own training jobs, not arbitrary
 stages: a remote stage on one of them is refused with a ComputeError.
@@ -170,7 +171,12 @@ def ssh_host(adapter: Any, environ: Mapping[str, str]) -> str | None:
 
 def compute_record(spec: BackendSpec, result: Any, host: str | None, ledger_detail: Mapping[str, Any]
                    ) -> dict[str, Any]:
-    """What goes under ``metrics["compute"]``: where it ran, never how long (metrics stay deterministic)."""
+    """What goes under ``metrics["compute"]``: where it ran and, for a rented machine, what it was
+    billed (the ledger's metered time × the quoted rate, or the provider's reported cost).
+
+    The bill is measured: it is written once, into this stage's run record, and every later build
+    that finds the stage up to date reuses it, so a rebuild from the cache keeps the same bytes.
+    The stage's wall time is the run record's own ``duration_s`` (the compute block reads it)."""
     record: dict[str, Any] = {"backend": spec.name, "kind": spec.kind, "ran": "remote"}
     if host is not None:
         record["host"] = host
@@ -180,6 +186,13 @@ def compute_record(spec: BackendSpec, result: Any, host: str | None, ledger_deta
         for k in ("offer_id", "image", "ssh_host"):
             if k in ledger_detail:
                 record["host" if k == "ssh_host" else k] = str(ledger_detail[k])
+        if isinstance(result.actual_usd, (int, float)):
+            billed = result.detail.get("billed") if isinstance(result.detail, Mapping) else None
+            record["cost_usd"] = round(float(result.actual_usd), 6)
+            record["cost_source"] = str(result.detail.get("cost_source") or "ledger")
+            if isinstance(billed, Mapping):
+                record["billed_seconds"] = billed.get("billed_seconds")
+                record["rate_usd_per_hour"] = billed.get("rate_usd_per_hour")
     return record
 
 

@@ -10,6 +10,7 @@ Sweeps (``-m backend=a,b``) are expanded here with Hydra's override parser, one 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kolmbuild.config import limits
+from kolmbuild.config.envvalues import fingerprint, is_secret_name, lookup_path, public_tree, under
+from kolmbuild.config.interp import EnvLeaf, analyze
 from kolmbuild.config.kolmfile import Project
 from kolmbuild.config.models import BackendSpec, GatesSpec, TargetConfig, TaskSpec
 from kolmbuild.config.yamlpos import where
-from kolmbuild.errors import ConfigError
+from kolmbuild.errors import ConfigError, KolmError
 from kolmbuild.resources import builtin_dir
 
 GROUPS = ("task", "backend", "gates")
@@ -53,12 +57,29 @@ class ComposedTarget:
     config: TargetConfig
     sources: tuple[Path, ...]  # the group option files this config was composed from
     choices: tuple[tuple[str, str], ...] = ()  # group -> chosen option, e.g. ("gates", "strict")
+    env_leaves: tuple[EnvLeaf, ...] = ()  # values that came from ${oc.env:…}
+    env_prints: tuple[tuple[str, str], ...] = ()  # (dotted key, fingerprint of its value)
 
     def choice(self, group: str) -> str:
         return dict(self.choices).get(group, "")
 
     def dump(self) -> dict[str, Any]:
+        """The config as it may be recorded (keys, state.db, manifest, --cfg): a value from the
+        environment appears as its interpolation, e.g. ``${oc.env:OPENAI_API_KEY}``."""
+        return public_tree(self.real_dump(), self.env_leaves)
+
+    def real_dump(self) -> dict[str, Any]:
+        """The config with the environment's values: for use in this process only, never recorded."""
         return self.config.model_dump(mode="json", by_alias=True)
+
+    def env_values(self) -> dict[str, Any]:
+        """Dotted key → the value the environment gave it (what a stage reads, never recorded)."""
+        real = self.real_dump()
+        return {leaf.dotted: lookup_path(real, leaf.path) for leaf in self.env_leaves}
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return tuple(sorted({n for leaf in self.env_leaves for n in leaf.names}))
 
 
 def conf_dirs(project: Project) -> list[Path]:
@@ -110,15 +131,20 @@ def split_sweeps(overrides: Sequence[str]) -> list[list[str]]:
     """Expand Hydra sweep syntax (``a,b``, ``range(1,3)``, ``choice(x,y)``) into one list per point."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
+    from hydra.errors import HydraException, OverrideParseException
 
     if not overrides:
         return [[]]
+    limits.check_overrides(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as exc:
         raise ConfigError(f"bad override: {exc}") from exc
-    batches = BasicSweeper.split_arguments(parsed, None)
+    limits.sweep_points(parsed)
+    try:
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except HydraException as exc:  # glob() needs Hydra's config loader, interval() cannot be listed
+        raise ConfigError(f"bad sweep: {exc}", hint="sweep over listed values: a,b or choice(a,b) or range(…)") from exc
     return [list(point) for batch in batches for point in batch]
 
 
@@ -128,6 +154,7 @@ def check_no_sweep(overrides: Sequence[str]) -> None:
 
     if not overrides:
         return
+    limits.check_overrides(overrides)
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as exc:
@@ -147,6 +174,11 @@ class Composer:
         self.project = project
         self.dirs = conf_dirs(project)
         self._backend = default_backend(project, _user_default_backend)
+        builtin = builtin_dir("conf").resolve()
+        for d in self.dirs:
+            if d != builtin:  # the project's own group files: Hydra would expand their aliases unchecked
+                for f in sorted(d.rglob("*.yaml")):
+                    _check_yaml_file(f, project.root)
 
     def compose(self, target: str, overrides: Sequence[str] = ()) -> ComposedTarget:
         from hydra import compose, initialize_config_dir
@@ -191,7 +223,14 @@ class Composer:
                 choices = dict(cfg.hydra.runtime.choices)
                 with open_dict(cfg):
                     del cfg["hydra"]
-                data = OmegaConf.to_container(cfg, resolve=True)
+                raw: Any = OmegaConf.to_container(cfg, resolve=False)
+                analysis = analyze(raw)
+                if analysis.size > limits.MAX_CONFIG_CHARS:
+                    raise ConfigError(
+                        f"{where_from}: the composed config would expand to {analysis.size:,} characters, over the "
+                        f"limit of {limits.MAX_CONFIG_CHARS:,} (interpolations that repeat other nodes, or huge values)"
+                    )
+                data: Any = OmegaConf.to_container(cfg, resolve=True)
         except MissingConfigException as exc:
             raise ConfigError(self._missing_message(target, str(exc))) from exc
         except (HydraException, OmegaConfBaseException) as exc:
@@ -200,7 +239,17 @@ class Composer:
             raise ConfigError(f"{where_from}: {msg}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{where_from}: invalid YAML in a config group file: {exc}") from exc
-        assert isinstance(data, dict)
+        except RecursionError:
+            raise ConfigError(f"{where_from}: the config nests too deeply to resolve") from None
+        except KolmError:
+            raise
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # Hydra and OmegaConf raise plain Python errors for some malformed group files (a YAML
+            # document that is a !!binary scalar is "OSError: Invalid loaded object type: bytes"):
+            # every input here is the user's config, so each is a config error, located by target
+            raise ConfigError(f"{where_from}: a config group file could not be composed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where_from}: the composed config is not a mapping")
         sources: dict[str, Path] = {}
         for group in GROUPS:
             opts = group_options(self.dirs, group)
@@ -208,12 +257,36 @@ class Composer:
                 sources[group] = opts[choices[group]]
         if isinstance(data.get("backend"), dict):
             data["backend"].setdefault("name", choices.get("backend", ""))
+        origin = functools.partial(self._origin, sources=sources, overrides=all_overrides)
+        leaves = analysis.env_leaves
+        from_env = functools.partial(_from_env, tuple(leaf.dotted for leaf in leaves))
+        limits.check_values(data, origin, hidden=from_env)
+        _check_api_key(data, leaves, origin)
         try:
             config = TargetConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(self._validation_message(exc, sources)) from exc
+            raise ConfigError(self._validation_message(exc, sources, all_overrides, from_env)) from exc
         chosen = tuple((g, str(choices[g])) for g in GROUPS if choices.get(g) is not None)
-        return ComposedTarget(target, tuple(all_overrides), config, tuple(sources.values()), chosen)
+        real = config.model_dump(mode="json", by_alias=True)
+        limits.check_values(real, origin, hidden=from_env)  # again after coercion: "9"*30 from $VAR is an int now
+        prints = tuple((leaf.dotted, fingerprint(leaf, lookup_path(real, leaf.path))) for leaf in leaves)
+        return ComposedTarget(target, tuple(all_overrides), config, tuple(sources.values()), chosen, leaves, prints)
+
+    def _origin(self, dotted: str, *, sources: dict[str, Path], overrides: Sequence[str]) -> str:
+        """Where the value of ``dotted`` was set: the last override that names it, else its group file."""
+        for o in reversed(overrides):
+            key = o.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+            if key in GROUPS:  # choosing a group option: the option's file says where a key came from
+                continue
+            if key == dotted or dotted.startswith(key + "."):
+                if is_secret_name(key.rsplit(".", 1)[-1]):  # never echo a credential typed on the command line
+                    return f"override '{o.split('=', 1)[0]}=…'"
+                return f"override '{o if len(o) <= 80 else o[:79] + '…'}'"
+        parts = dotted.split(".")
+        src = sources.get(parts[0])
+        if src is not None:
+            return where(src, parts[1:], self.project.root)
+        return self.project.kolmfile_path.name
 
     def _missing_message(self, target: str, raw: str) -> str:
         for group in GROUPS:
@@ -226,22 +299,53 @@ class Composer:
                 )
         return f"target {target!r}: {raw.splitlines()[0]}"
 
-    def _validation_message(self, exc: ValidationError, sources: dict[str, Path]) -> str:
-        """One line per error, located in the group file that supplied the key when known."""
+    def _validation_message(self, exc: ValidationError, sources: dict[str, Path], overrides: Sequence[str] = (),
+                            hidden: Callable[[str], bool] = lambda dotted: False) -> str:
+        """One line per error, located in the override or group file that supplied the key when known;
+        a value from the environment (``hidden``) is never quoted."""
         lines = []
         for e in exc.errors():
             loc = [str(p) for p in e["loc"]]
             dotted = ".".join(loc)
-            src = sources.get(loc[0]) if loc else None
-            at = where(src, loc[1:], self.project.root) if src else self.project.kolmfile_path.name
+            at = self._origin(dotted, sources=sources, overrides=overrides)
             if e["type"] == "extra_forbidden":
                 msg = "unknown key"
             elif e["type"] == "missing":
                 msg = "required key is missing"
             else:
-                msg = e["msg"] + (f" (got {e['input']!r})" if not isinstance(e.get("input"), dict) else "")
+                shown = not isinstance(e.get("input"), dict) and not hidden(dotted)
+                msg = e["msg"] + (f" (got {e['input']!r})" if shown else "")
             lines.append(f"{at}: {dotted}: {msg}")
         return "\n".join(lines)
+
+
+def _from_env(env_keys: Sequence[str], dotted: str) -> bool:
+    return any(under(dotted, k) for k in env_keys)
+
+
+def _check_yaml_file(path: Path, root: Path) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # Hydra reports an unreadable file when (and if) it loads it
+    try:
+        shown = str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        shown = str(path)
+    limits.check_yaml(text, shown)
+
+
+def _check_api_key(data: dict[str, Any], leaves: Sequence[EnvLeaf], origin: Callable[[str], str]) -> None:
+    """``task.teacher.api_key`` must come from the environment: a key written into a config file
+    would be recorded in the cache and signed into the artifact."""
+    if lookup_path(data, ("task", "teacher", "api_key")) is None:
+        return
+    if not any(leaf.dotted in ("task.teacher.api_key", "task.teacher", "task") for leaf in leaves):
+        raise ConfigError(
+            f"{origin('task.teacher.api_key')}: task.teacher.api_key: write the key as ${{oc.env:NAME}} "
+            "(a key written in a config file would be recorded in the cache and the artifact)",
+            hint="or name the variable with task.teacher.api_key_env: NAME",
+        )
 
 
 def compose_all(

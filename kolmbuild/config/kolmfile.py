@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from kolmbuild.config.limits import check_yaml
 from kolmbuild.config.models import Kolmfile
 from kolmbuild.config.yamlpos import where
 from kolmbuild.errors import ConfigError
@@ -81,6 +82,7 @@ def load_kolmfile(path: Path) -> Kolmfile:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{shown}: cannot read: {exc}") from exc
+    check_yaml(text, shown)
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

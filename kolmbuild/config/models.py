@@ -61,6 +61,8 @@ class TeacherSpec(_Strict):
     model: str
     base_url: str | None = None
     api_key_env: str = "KOLM_TEACHER_TOKEN"
+    # the key itself, only as ${oc.env:NAME} (compose refuses a literal): used, never recorded
+    api_key: str | None = Field(default=None, repr=False)
     price_in_per_mtok: float = Field(default=0.0, ge=0)
     price_out_per_mtok: float = Field(default=0.0, ge=0)
     k: int = Field(default=8, ge=1)
@@ -86,6 +88,10 @@ class RecipesSpec(_Strict):
     kinds: list[Literal["span", "lookup", "classifier"]] = ["span", "lookup", "classifier"]
     min_accuracy: float = Field(default=0.95, ge=0, le=1)
     drafts: bool = True
+    # span redaction/extraction: "broad" offers each entity's shape in every known format first and
+    # keeps it unless it errs where a narrower shape does not; "exact" keeps the formats the examples
+    # show (docs/recipes.md)
+    generalize: Literal["broad", "exact"] = "broad"
 
 
 class BaseModelSpec(_Strict):
@@ -112,6 +118,12 @@ class TrainSpec(_Strict):
     preference: Literal["none", "dpo", "orpo"] = "none"
 
 
+class LimitsSpec(_Strict):
+    """Bounds on what a task's files may hold, so one huge example cannot exhaust memory or time."""
+
+    max_example_bytes: int = Field(default=1 << 20, ge=64, le=1 << 30)  # one JSONL line of examples/eval
+
+
 class TaskSpec(_Strict):
     name: str
     version: str = "0.1.0"
@@ -128,6 +140,7 @@ class TaskSpec(_Strict):
     recipes: RecipesSpec = RecipesSpec()
     base: BaseModelSpec = BaseModelSpec()
     train: TrainSpec = TrainSpec()
+    limits: LimitsSpec = LimitsSpec()
 
     @field_validator("name")
     @classmethod

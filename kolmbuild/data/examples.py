@@ -9,7 +9,6 @@ label outside the task's labels, a duplicate input or id. :func:`load_examples` 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kolmbuild.config.models import ShapeSpec
-from kolmbuild.data.jsonl import loads_strict
+from kolmbuild.data.jsonl import DEFAULT_MAX_LINE_BYTES, iter_lines, loads_strict, too_long
 from kolmbuild.errors import DataError
 from kolmbuild.hashing.jcs import canonical_json
 
+LIMIT_HINT = " (task.limits.max_example_bytes raises the limit)"
 MAX_LISTED = 20  # problems spelled out in the error message; ``problems`` keeps them all
 
 Kind = Literal["text", "json", "label"]
@@ -75,23 +75,41 @@ def parse_lines(text: str) -> tuple[list[ParsedRow], list[LineProblem]]:
     if lines and lines[-1] == "":
         lines.pop()  # the final newline does not start a line
     for lineno, raw in enumerate(lines, start=1):
-        line = raw.rstrip("\r")
-        if not line.strip():
-            problems.append(LineProblem(lineno, "empty line"))
+        _parse_line(lineno, raw.rstrip("\r"), rows, problems)
+    return rows, problems
+
+
+def parse_file(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[list[ParsedRow], list[LineProblem]]:
+    """:func:`parse_lines` over a file read line by line: a line over ``max_line_bytes`` is a problem
+    (and is never held in memory), as is a line that is not UTF-8."""
+    rows: list[ParsedRow] = []
+    problems: list[LineProblem] = []
+    for line in iter_lines(path, max_line_bytes):
+        if line.data is None:
+            problems.append(LineProblem(line.number, too_long(line, max_line_bytes) + LIMIT_HINT))
             continue
         try:
-            value = loads_strict(line)
-        except json.JSONDecodeError as exc:
-            problems.append(LineProblem(lineno, f"not JSON: {exc.msg} (column {exc.colno})"))
+            text = line.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(LineProblem(line.number, f"not UTF-8 text (byte {exc.start + 1} of the line: {exc.reason})"))
             continue
-        except (ValueError, RecursionError) as exc:
-            problems.append(LineProblem(lineno, f"not JSON: {exc}"))
-            continue
-        if not isinstance(value, dict):
-            problems.append(LineProblem(lineno, f"expected a JSON object, got {_json_type(value)}"))
-            continue
-        rows.append(ParsedRow(lineno, value))
+        _parse_line(line.number, text, rows, problems)
     return rows, problems
+
+
+def _parse_line(lineno: int, line: str, rows: list[ParsedRow], problems: list[LineProblem]) -> None:
+    if not line.strip():
+        problems.append(LineProblem(lineno, "empty line"))
+        return
+    try:
+        value = loads_strict(line)
+    except ValueError as exc:  # strictjson.JSONRefused: not JSON, or JSON kolmbuild cannot keep exactly
+        problems.append(LineProblem(lineno, str(exc)))
+        return
+    if not isinstance(value, dict):
+        problems.append(LineProblem(lineno, f"expected a JSON object, got {_json_type(value)}"))
+        return
+    rows.append(ParsedRow(lineno, value))
 
 
 def _json_type(value: Any) -> str:
@@ -164,20 +182,9 @@ def check_rows(rows: Sequence[ParsedRow], shape: ShapeSpec) -> tuple[list[Exampl
     return examples, problems
 
 
-def read_text(path: Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a JSONL file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-
-
-def load_examples(path: Path, shape: ShapeSpec) -> list[Example]:
+def load_examples(path: Path, shape: ShapeSpec, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[Example]:
     """Every example of ``path``; raises :class:`ExamplesInvalid` listing each bad line."""
-    rows, problems = parse_lines(read_text(path))
+    rows, problems = parse_file(path, max_line_bytes)
     examples, more = check_rows(rows, shape)
     problems = sorted([*problems, *more], key=lambda p: p.line)
     if problems:
@@ -201,12 +208,12 @@ class UnlabeledSet:
     duplicates: int  # lines whose input an earlier line already gave (skipped)
 
 
-def load_unlabeled(path: Path, shape: ShapeSpec) -> UnlabeledSet:
+def load_unlabeled(path: Path, shape: ShapeSpec, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> UnlabeledSet:
     """The inputs of an unlabelled JSONL file: one ``{"input": …}`` object per line (other keys are
     ignored, an ``output`` is refused: labelled rows belong in ``task.examples``). Repeated inputs
     are kept once. Raises :class:`ExamplesInvalid` listing every bad line; an empty file is an
     empty set (accepted drift starts from one)."""
-    rows, problems = parse_lines(read_text(path))
+    rows, problems = parse_file(path, max_line_bytes)
     seen: set[bytes] = set()
     inputs: list[Unlabeled] = []
     duplicates = 0

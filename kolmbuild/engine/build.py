@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from kolmbuild.atomic import atomic_writer
 from kolmbuild.config.compose import ComposedTarget
+from kolmbuild.config.interp import DYNAMIC
 from kolmbuild.config.kolmfile import Project
 from kolmbuild.engine import stamp
 from kolmbuild.engine.execute import receipt_of, run_stage
 from kolmbuild.engine.faults import Faults
 from kolmbuild.engine.hooks import EngineHooks
-from kolmbuild.engine.lock import CacheLock, locked
+from kolmbuild.engine.lock import CacheLock, KeyLocks, locked
 from kolmbuild.engine.plan import Planner, StagePlan, Watched
 from kolmbuild.engine.remote_sync import RemoteSync
 from kolmbuild.engine.results import (
@@ -92,6 +93,7 @@ class Engine:
         self.faults = Faults.from_env()
         self.lock = CacheLock(project.cache_dir, lock_timeout_s,
                               on_wait=lambda: self.ui.note("waiting for another kolmbuild on this cache…"))
+        self.running = KeyLocks()  # stage keys being run now (builds of this engine on several threads)
         self.stats = StatCache(project.cache_dir / "stat.db")
         if self.stats.rebuilt:
             self.ui.note(f"kolmbuild: note: {self.stats.rebuilt}")
@@ -448,9 +450,13 @@ class Engine:
         files = stamp.config_paths(self.project, self.rule_dirs) | self.watched.files
         files.update(self.out_path(t) for t in targets)
         objects = {self.store.path_of(c) for p in plans if p.record is not None for c in p.record.outputs.values()}
+        env_names = [v for r in self.rules.values() for v in r.spec.env]
+        env_names += [n for t in targets for n in t.env_names]  # ${oc.env:…} in the config
+        if DYNAMIC in env_names:  # ${oc.env:${x}}: no fixed variable to watch, so no fast path
+            return
         stamp.write_stamp(
             self.project.cache_dir, stamp.stamp_key(request.cwd, list(request.args)), files=files,
-            dirs=set(self.watched.dirs), objects=objects, env_names=[v for r in self.rules.values() for v in r.spec.env],
+            dirs=set(self.watched.dirs), objects=objects, env_names=env_names,
             build_message=message, status_lines=[p.line() for p in plans],
         )
 
@@ -533,15 +539,21 @@ class Engine:
             return TaskFailed(str(st.error))
         key, doc = st.pending[rule.name]
         plan = StagePlan(st.composed.name, rule, "stale", key, doc)
-        progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
-        try:
-            rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote,
-                            shared=self.remote)
-        except BaseException as exc:
-            st.error = exc
-            return TaskFailed(str(exc))
-        finally:
-            progress.close()
+        with self.running.hold(key):  # a concurrent build (a sweep's other point) may be running this key
+            done = st.planner.record_for(key)
+            if done is not None:  # it just ran it: take that run, as a cache hit
+                self._accept(st, replace(plan, status="up-to-date", record=done), done)
+                self.runs.set_last(st.composed.name, rule.name, key, doc)
+                return True
+            progress = StageProgress(self.ui, f"{st.composed.name}: {rule.name}")
+            try:
+                rec = run_stage(st.planner, plan, st.outputs, st.receipts, progress, self.hooks.run_remote,
+                                shared=self.remote)
+            except BaseException as exc:
+                st.error = exc
+                return TaskFailed(str(exc))
+            finally:
+                progress.close()
         self._accept(st, plan, rec)
         st.ran.append(rule.name)
         summary = rec.metrics.get("summary", "") if isinstance(rec.metrics.get("summary"), str) else ""

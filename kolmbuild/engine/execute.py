@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kolmbuild.config.envvalues import under
 from kolmbuild.engine.hooks import RemoteRunner
 from kolmbuild.engine.plan import Planner, StagePlan
 from kolmbuild.engine.stage import (
@@ -132,6 +133,8 @@ def run_stage(
             outdir=outdir,
             cache_dir=store.root,
             params={p: plan.doc["params"][p] for p in rule.spec.reads},
+            env_values={k: v for k, v in planner.composed.env_values().items()
+                        if any(under(k, r) for r in rule.spec.reads)},
             inputs={p: planner.input_path(p) for p in rule.spec.inputs},
             upstream=_link_upstream(work, planner, outputs, rule.spec.after),
             receipts=dict(receipts),

@@ -11,8 +11,10 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
@@ -30,15 +32,17 @@ class CacheLock:
         self.on_wait = on_wait
         self._fd: int | None = None
         self._depth = 0
+        self._guard = threading.Lock()  # the holder's threads (a sweep's points) enter and leave at once
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def __enter__(self) -> CacheLock:
-        if self._fd is not None:
-            self._depth += 1
-            return self
+        with self._guard:
+            if self._fd is not None:
+                self._depth += 1
+                return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout_s
@@ -55,18 +59,45 @@ class CacheLock:
                     os.close(fd)
                     raise LockTimeout(f"{self.path}: another kolmbuild held the cache for {self.timeout_s:.0f} s") from None
                 time.sleep(0.05)
-        self._fd = fd
-        self._depth = 1
+        with self._guard:
+            self._fd = fd
+            self._depth = 1
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        if self._fd is None:
-            return
-        self._depth -= 1
-        if self._depth == 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        with self._guard:
+            if self._fd is None:
+                return
+            self._depth -= 1
+            if self._depth == 0:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+
+
+class KeyLocks:
+    """One lock per stage key: two builds of one engine running at once (a sweep's points on threads)
+    that both need the same stale stage run it once; the second waits and takes the first one's run."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
 
 class HasLock(Protocol):

@@ -3,7 +3,8 @@
 A stage's key is the CID of the canonical JSON of::
 
     {rule, version, code: {shell | action (+ kolmbuild release)}, params: {path: subtree},
-     inputs: {path: CID}, env: {VAR: digest}, upstream: {stage: {output: CID}}}
+     inputs: {path: CID}, env: {VAR: digest}, upstream: {stage: {output: CID}},
+     config_env?: {key: digest}}   # values from ${oc.env:…}: params hold the interpolation
 
 Up to date ⇔ a run with that key is recorded and all its outputs are in the store (for a run pulled
 from a remote cache: every output it has here is intact; the others are fetched when read). Upstream
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kolmbuild.config.compose import ComposedTarget
+from kolmbuild.config.envvalues import under
 from kolmbuild.engine.rules import Rule
 from kolmbuild.engine.store import RunDB, RunRecord, Store
 from kolmbuild.errors import DataError
@@ -145,7 +147,8 @@ class Planner:
         self.runs = runs
         self.stats = stats
         self.watched = watched if watched is not None else Watched()
-        self.tree = composed.dump()
+        self.tree = composed.dump()  # values from ${oc.env:…} appear as written, never as values
+        self._real_tree = composed.real_dump() if composed.env_leaves else self.tree  # input paths only
         self._input_cids: dict[str, str | None] = {}
 
     @property
@@ -153,7 +156,7 @@ class Planner:
         return self.composed.name
 
     def input_path(self, dotted: str) -> Path | None:
-        value = lookup(self.tree, dotted)
+        value = lookup(self._real_tree, dotted)
         if value is None:
             return None
         if not isinstance(value, str):
@@ -166,7 +169,7 @@ class Planner:
     def input_cid(self, dotted: str) -> str | None:
         if dotted in self._input_cids:
             return self._input_cids[dotted]
-        value = lookup(self.tree, dotted)
+        value = lookup(self._real_tree, dotted)
         cid: str | None
         if value is None:
             cid = None
@@ -181,13 +184,17 @@ class Planner:
                 self.watched.dirs.add(path)
             else:
                 self.watched.files.add(path)
-            cid = str(self.stats.path_cid(path))
+            try:
+                cid = str(self.stats.path_cid(path))
+            except OSError as exc:  # a symlink loop, an unreadable file inside a folder
+                where = exc.filename or path
+                raise DataError(f"target {self.target!r}: {dotted}: {where}: {exc.strerror or exc}") from None
         self._input_cids[dotted] = cid
         return cid
 
     def key_doc(self, rule: Rule, upstream: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
         spec = rule.spec
-        return {
+        doc = {
             "rule": spec.name,
             "version": spec.version,
             "code": code_identity(spec.action, spec.shell),
@@ -196,6 +203,11 @@ class Planner:
             "env": {v: env_fingerprint(v) for v in spec.env},
             "upstream": {s: dict(upstream[s]) for s in spec.after},
         }
+        # config values from ${oc.env:…} under this rule's reads: fingerprints, as for `env`
+        config_env = {k: fp for k, fp in self.composed.env_prints if any(under(k, r) for r in spec.reads)}
+        if config_env:
+            doc["config_env"] = config_env
+        return doc
 
     def record_for(self, key: str) -> RunRecord | None:
         """The recorded run of ``key`` if every output it made is intact in the store (a run pulled
@@ -265,8 +277,9 @@ class Planner:
             reasons.append(f"rule version {last_doc.get('version')} -> {doc['version']}")
         if last_doc.get("code") != doc["code"]:
             reasons.append("rule's command changed" if doc["code"].get("shell") else "action code changed")
-        for section, label in (("inputs", "input"), ("params", "config"), ("env", "env"), ("upstream", "upstream")):
-            old, new = last_doc.get(section, {}), doc[section]
+        for section, label in (("inputs", "input"), ("params", "config"), ("env", "env"),
+                               ("config_env", "config from env"), ("upstream", "upstream")):
+            old, new = last_doc.get(section, {}), doc.get(section, {})
             for k in sorted(set(old) | set(new)):
                 if old.get(k) != new.get(k):
                     reasons.append(f"{label} {k} changed")

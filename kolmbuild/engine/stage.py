@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kolmbuild.config.envvalues import overlay
+
 
 class Progress(Protocol):
     """Reports long work. The engine passes a rich-backed one; tests pass :class:`NullProgress`."""
@@ -109,10 +111,17 @@ class StageContext:
     upstream: Mapping[str, Mapping[str, Path]]
     receipts: Mapping[str, StageReceipt]
     progress: Progress = field(default_factory=NullProgress)
+    env_values: Mapping[str, Any] = field(default_factory=dict)  # dotted key -> value from ${oc.env:…}
     shared: SharedEntries | None = None
 
     def param(self, path: str) -> Any:
-        """The config subtree at ``path`` (dotted), which must be declared in the rule's reads."""
+        """The config subtree at ``path`` (dotted), which must be declared in the rule's reads.
+        Values from ``${oc.env:…}`` are the environment's: use them, never write them to an output."""
+        return overlay(self.public_param(path), path, self.env_values)
+
+    def public_param(self, path: str) -> Any:
+        """:meth:`param` as it may be recorded (a manifest): values from the environment appear as
+        their interpolation, e.g. ``${oc.env:OPENAI_API_KEY}``."""
         if path in self.params:
             return self.params[path]
         for declared, value in self.params.items():

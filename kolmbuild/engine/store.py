@@ -39,9 +39,10 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 from kolmbuild.atomic import atomic_writer, commit
 from kolmbuild.engine.faults import Faults
+from kolmbuild.engine.lock import KeyLocks
 from kolmbuild.engine.stage import NullProgress, Progress
 from kolmbuild.errors import BuildFailed, CorruptObject, LockTimeout, StateCorrupt
-from kolmbuild.hashing.cid import CID
+from kolmbuild.hashing.cid import CID, parse_cid
 from kolmbuild.hashing.files import StatCache, hash_stream
 
 _CID_NAME = re.compile(r"b[a-z2-7]{50,70}")
@@ -101,9 +102,12 @@ class Store:
                  remote: ObjectSource | None = None) -> None:
         self.root = cache_dir
         self.objects = cache_dir / "objects"
+        self._objects = os.path.abspath(self.objects)
+        self._digests: dict[str, bytes] = {}  # CID -> digest, decoded once (base32 is slow in Python)
         self.tmp = cache_dir / "tmp"
         self.stats = stats
         self.faults = faults or Faults()
+        self._storing = KeyLocks()
         self.remote = remote
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -111,17 +115,23 @@ class Store:
     # ------------------------------------------------------------------ where and whether
 
     def path_of(self, cid: str) -> Path:
+        return Path(self._where(cid))
+
+    def _where(self, cid: str) -> str:
         if not _CID_NAME.fullmatch(cid):  # a tampered record must not name a path outside the store
             raise StateCorrupt(f"{self.root / 'state.db'}: a run record names {cid!r}, which is not a CID")
-        return self.objects / cid[-2:] / cid
+        return os.path.join(self._objects, cid[-2:], cid)  # str, not Path: status calls this per output
+
+    def _lstat(self, cid: str, size: int | None) -> os.stat_result | None:
+        try:
+            st = os.lstat(self._where(cid))
+        except OSError:
+            return None
+        return st if stat.S_ISREG(st.st_mode) and (size is None or st.st_size == size) else None
 
     def has(self, cid: str, size: int | None = None) -> bool:
         """A regular file is stored under ``cid`` (of ``size`` bytes, when the size is known)."""
-        try:
-            st = os.lstat(self.path_of(cid))
-        except OSError:
-            return False
-        return stat.S_ISREG(st.st_mode) and (size is None or st.st_size == size)
+        return self._lstat(cid, size) is not None
 
     def exists(self, cid: str) -> bool:
         """Anything at all is stored under ``cid`` (intact or not)."""
@@ -130,14 +140,20 @@ class Store:
     def intact(self, cid: str, size: int | None = None) -> bool:
         """:meth:`has`, and the content still hashes to ``cid``: trusted from the stat cache while the
         object's (inode, size, mtime) is unchanged, re-hashed once when it moved."""
-        if not self.has(cid, size):
-            return False
-        if self.stats is None:
-            return True
-        try:
-            return str(self.stats.file_cid(self.path_of(cid))) == cid
-        except OSError:
-            return False
+        st = self._lstat(cid, size)
+        if st is None or self.stats is None:
+            return st is not None
+        want = self._digests.get(cid)
+        if want is None:
+            want = self._digests[cid] = parse_cid(cid).digest
+        path = self._where(cid)
+        got = self.stats.recorded(path, st)
+        if got is None:
+            try:
+                got = self.stats.file_cid(path).digest
+            except OSError:
+                return False
+        return got == want
 
     # ------------------------------------------------------------------ writing
 
@@ -159,12 +175,13 @@ class Store:
                 digest, size = hash_stream(f)
             cid = str(CID("raw", digest))
             dest = self.path_of(cid)
-            if self._holds(dest, cid, size):
-                src.unlink()
-                return Stored(cid, size)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if st.st_nlink != 1 or not self._move(fd, st, src, dest):
-                self._copy_in(fd, src, dest, digest)
+            with self._storing.hold(cid):  # two stages (or sweep points) of this process storing the same bytes
+                if self._holds(dest, cid, size):
+                    src.unlink()
+                    return Stored(cid, size)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if st.st_nlink != 1 or not self._move(fd, st, src, dest):
+                    self._copy_in(fd, src, dest, digest)
         finally:
             os.close(fd)
         self.faults.hit("after-put")

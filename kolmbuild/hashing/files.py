@@ -8,9 +8,11 @@ a directory whose whole stat listing is unchanged is not even looked at file by 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +42,11 @@ def hash_stream(f: BinaryIO, sink: BinaryIO | None = None) -> tuple[bytes, int]:
 
 def hash_file(path: str | os.PathLike[str]) -> bytes:
     """sha2-256 digest of a file's bytes."""
-    with open(path, "rb", buffering=0) as f:
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; only regular files are read
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb", buffering=0) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
         return hash_stream(f)[0]
 
 
@@ -129,6 +135,12 @@ class StatCache:
         p = os.path.abspath(path)
         st = os.stat(p)
         self._recovering(lambda: self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (p, *_sig(st), digest)))
+
+    def recorded(self, path: str, st: os.stat_result) -> bytes | None:
+        """The digest recorded for absolute ``path`` if its stat is still ``st``'s, else None."""
+        row = self._recovering(lambda: self._db.execute(
+            "SELECT ino, size, mtime, digest FROM files WHERE path=?", (path,)).fetchone())
+        return row[3] if row is not None and tuple(row[:3]) == _sig(st) else None
 
     def forget(self, path: str | os.PathLike[str]) -> None:
         p = os.path.abspath(path)

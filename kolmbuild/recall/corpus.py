@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kolmbuild.errors import DataError
+from kolmbuild.hashing.tree import iter_tree
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,17 @@ def _hidden(rel_parts: tuple[str, ...]) -> bool:
 
 
 def _local_files(root: Path, key: str) -> list[CorpusFile]:
-    if not root.exists():
-        raise DataError(f"{key}: {root}: no such file or folder")
-    if root.is_file():
-        return [CorpusFile.local(root)]
-    files = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if path.is_file() and not _hidden(rel.parts):
-            files.append(CorpusFile.local(path, rel.as_posix()))
-    return files
+    """The files the corpus's CID covers (:func:`kolmbuild.hashing.tree.iter_tree`: regular files and
+    links to them, dot-names skipped, linked folders not followed), so a build reads exactly what its
+    key hashed. A link that loops or a folder that cannot be listed is a DataError naming it."""
+    try:
+        if not root.exists():
+            raise DataError(f"{key}: {root}: no such file or folder")
+        if root.is_file():
+            return [CorpusFile.local(root)]
+        return [CorpusFile.local(Path(entry.path), rel) for rel, entry in iter_tree(root)]
+    except OSError as exc:
+        raise DataError(f"{key}: {exc.filename or root}: {exc.strerror or exc}") from None
 
 
 def _reader(fs: Any, path: str) -> Callable[[], bytes]:

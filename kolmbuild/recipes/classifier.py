@@ -13,7 +13,7 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,20 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json_key(value)
 
 
-def features_of(text: str) -> list[str]:
-    words = _WORD.findall(text.lower())
-    return words + [a + " " + b for a, b in zip(words, words[1:], strict=False)]
+LEARN_CHARS = 100_000  # characters of each training text read to choose the vocabulary
+
+
+def features_of(text: str) -> Iterator[str]:
+    """Lower-cased words, then each pair of adjacent words: a stream, so that counting features
+    of a huge text keeps only the counts (not every token) in memory."""
+    lowered = text.lower()
+    yield from (m.group() for m in _WORD.finditer(lowered))
+    prev = None
+    for m in _WORD.finditer(lowered):
+        word = m.group()
+        if prev is not None:
+            yield prev + " " + word
+        prev = word
 
 
 @dataclass(frozen=True)
@@ -98,10 +109,9 @@ class ClassifierRecipe:
 def tfidf_matrix(texts: Sequence[str], index: dict[str, int], idf: np.ndarray) -> np.ndarray:
     x = np.zeros((len(texts), len(index)), dtype=np.float32)
     for i, t in enumerate(texts):
-        for f, n in Counter(features_of(t)).items():
-            j = index.get(f)
-            if j is not None:
-                x[i, j] = (1.0 + math.log(n)) * idf[j]
+        for f, n in Counter(f for f in features_of(t) if f in index).items():
+            j = index[f]
+            x[i, j] = (1.0 + math.log(n)) * idf[j]
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms == 0, 1.0, norms)
 
@@ -133,7 +143,7 @@ def _fit(x: np.ndarray, y: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.nd
 def _vocabulary(texts: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
     df: Counter[str] = Counter()
     for t in texts:
-        df.update(set(features_of(t)))
+        df.update(set(features_of(t[:LEARN_CHARS])))
     feats = sorted(df, key=lambda f: (-df[f], f))[:MAX_FEATURES]
     feats.sort()
     n = len(texts)

@@ -20,6 +20,7 @@ MAX_CONTINUATION = 48
 MIN_SUPPORT = 3
 MAX_ENTRIES = 2000
 MAX_OUTPUTS = 2000  # outputs read (the first ones), to bound learning time
+MAX_OUTPUT_CHARS = 4096  # characters read of each output: the table holds ~MAX_CONTEXT entries per character
 _SHAPE = str.maketrans("0123456789", "0000000000")
 
 
@@ -78,6 +79,8 @@ class DraftTable:
 
 def learn_drafts(outputs: Sequence[Any]) -> DraftTable:
     texts = [output_text(o) for o in outputs[:MAX_OUTPUTS]]
+    ended = [len(t) <= MAX_OUTPUT_CHARS for t in texts]  # a cut output does not end where it is cut
+    texts = [t[:MAX_OUTPUT_CHARS] for t in texts]
     if len(texts) < MIN_SUPPORT:
         return DraftTable()
     start = texts[0]
@@ -86,7 +89,7 @@ def learn_drafts(outputs: Sequence[Any]) -> DraftTable:
     start = start[:MAX_CONTINUATION]
     shared: dict[str, str] = {}
     support: dict[str, int] = {}
-    for t in texts:
+    for t, whole in zip(texts, ended, strict=True):
         shaped = shape(t)
         for p in range(1, len(t)):
             follower = t[p : p + MAX_CONTINUATION]
@@ -98,7 +101,7 @@ def learn_drafts(outputs: Sequence[Any]) -> DraftTable:
                 else:
                     shared[ctx], support[ctx] = follower, 1
         # an output ending right after a context means that context has no forced continuation
-        for n in range(1, min(MAX_CONTEXT, len(t)) + 1):
+        for n in range(1, min(MAX_CONTEXT, len(t)) + 1 if whole else 0):
             ctx = shaped[len(t) - n :]
             shared[ctx] = ""
             support[ctx] = support.get(ctx, 0) + 1

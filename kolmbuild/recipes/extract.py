@@ -12,6 +12,7 @@ rows is kept.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kolmbuild.data.examples import Example
+from kolmbuild.recipes.align import alignable
 from kolmbuild.recipes.shape import BOUNDARY_CLASS, FLAGS, Shape, plain_regex
-from kolmbuild.recipes.span import candidates_for
+from kolmbuild.recipes.span import Generalize, candidates_for
 
 SEPARATORS = ("; ", ", ", "\n", " | ", " ")
 MAX_CANDIDATES = 12
@@ -125,8 +127,9 @@ def _text_parts(example: Example) -> tuple[str, list[str]] | None:
     return None
 
 
-def learn_text_extract(train: Sequence[Example], check: Check) -> tuple[ExtractRecipe, dict[str, Any]] | None:
-    rows = [e for e in train if isinstance(e.input, str) and isinstance(e.output, str)]
+def learn_text_extract(train: Sequence[Example], check: Check, generalize: Generalize = "exact"
+                       ) -> tuple[ExtractRecipe, dict[str, Any]] | None:
+    rows = [e for e in train if isinstance(e.input, str) and isinstance(e.output, str) and alignable(e.input, e.output)]
     if len(rows) < 3:
         return None
     spans: list[str] = []
@@ -149,7 +152,7 @@ def learn_text_extract(train: Sequence[Example], check: Check) -> tuple[ExtractR
         return None
     missing = next(iter(misses)) if misses else ""
     sep = seps.most_common(1)[0][0] if seps else ", "
-    cands = candidates_for(spans)
+    cands = candidates_for(spans, generalize)
     found = _best(lambda c: ExtractRecipe("text", (FieldRule("", c.shape, c.boundary, False, missing),), sep),
                   cands, rows, check)
     if found is None:
@@ -159,9 +162,13 @@ def learn_text_extract(train: Sequence[Example], check: Check) -> tuple[ExtractR
                     "train_rows": len(rows)}
 
 
-def learn_json_extract(train: Sequence[Example], check: Check) -> tuple[ExtractRecipe, dict[str, Any]] | None:
+def learn_json_extract(train: Sequence[Example], check: Check, generalize: Generalize = "exact"
+                       ) -> tuple[ExtractRecipe, dict[str, Any]] | None:
     rows = [e for e in train if isinstance(e.input, str) and isinstance(e.output, dict)]
     if len(rows) < 3 or len(rows) < len(train):
+        return None
+    rows = [e for e in rows if alignable(e.input, json.dumps(e.output, ensure_ascii=False))]  # bounded work
+    if len(rows) < 3:
         return None
     names = sorted({k for e in rows for k in e.output})
     rules: list[FieldRule] = []
@@ -178,7 +185,7 @@ def learn_json_extract(train: Sequence[Example], check: Check) -> tuple[ExtractR
         missing = "omit" if any(name not in e.output for e in rows) else "null"
         if not spans:
             return None
-        cands = candidates_for(spans)
+        cands = candidates_for(spans, generalize)
 
         best: tuple[FieldRule, int] | None = None
         for c in cands[:MAX_CANDIDATES]:

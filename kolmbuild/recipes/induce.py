@@ -15,7 +15,7 @@ alternation of the spans themselves (memorization, the last resort).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from kolmbuild.recipes.library import LIBRARY, MONTH_PATTERN, MONTH_WORDS, month_alts
@@ -133,12 +133,13 @@ def _key(members: list[list[tuple[str, str]]]) -> str:
     return "".join(k for k, _ in members[0])
 
 
-def library_cover(spans: Sequence[str], min_share: float = 0.9) -> tuple[list[str], list[str]] | None:
-    """Library entries (greedy set cover) explaining at least ``min_share`` of the spans, and the
-    spans they leave unexplained; None when the library explains too little."""
+def library_cover(spans: Sequence[str], min_share: float = 0.9, library: Mapping[str, Shape] = LIBRARY
+                  ) -> tuple[list[str], list[str]] | None:
+    """Entries of ``library`` (greedy set cover) explaining at least ``min_share`` of the spans,
+    and the spans they leave unexplained; None when the library explains too little."""
     if not spans:
         return None
-    compiled = {name: re.compile(shape.regex(), FLAGS) for name, shape in LIBRARY.items()}
+    compiled = {name: re.compile(shape.regex(), FLAGS) for name, shape in library.items()}
     left = list(spans)
     chosen: list[str] = []
     while left:

@@ -19,10 +19,14 @@ from kolmbuild.recipes.classifier import ClassifierRecipe, learn_classifier
 from kolmbuild.recipes.drafts import DraftTable, learn_drafts
 from kolmbuild.recipes.extract import ExtractRecipe, learn_json_extract, learn_text_extract
 from kolmbuild.recipes.lookup import LookupRecipe, learn_lookup
-from kolmbuild.recipes.span import SpanRecipe, learn_span
+from kolmbuild.recipes.span import Generalize, SpanRecipe, learn_span
 from kolmbuild.verifier.core import Verifier
 
 FORMAT = "kolm-recipes/1"
+# a pack whose span shapes have rare parts (a second pass an older runtime would skip, leaving e.g.
+# lower-case month names in clear) is written as version 2, so that such a runtime refuses it
+FORMAT_RARE = "kolm-recipes/2"
+READABLE = (FORMAT, FORMAT_RARE)
 ORDER = ("lookup", "span", "extract", "classifier")
 
 
@@ -69,12 +73,15 @@ class RecipePack:
         return results
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "recipes": [r.to_json() for r in self.recipes], "drafts": self.drafts.to_json()}
+        recipes = [r.to_json() for r in self.recipes]
+        rare = any(rule.get("rare") for r in recipes if r.get("kind") in ("span", "extract")
+                   for rule in r.get("rules", r.get("fields", [])))
+        return {"format": FORMAT_RARE if rare else FORMAT, "recipes": recipes, "drafts": self.drafts.to_json()}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RecipePack:
-        if not isinstance(doc, Mapping) or doc.get("format") != FORMAT:
-            raise ArtifactError(f"recipes.json: not a {FORMAT} document")
+        if not isinstance(doc, Mapping) or doc.get("format") not in READABLE:
+            raise ArtifactError(f"recipes.json: not a {FORMAT} or {FORMAT_RARE} document")
         try:
             recipes = tuple(_LOADERS[r["kind"]].from_json(r) for r in doc.get("recipes", []))
             return cls(recipes, DraftTable.from_json(doc.get("drafts")))
@@ -114,19 +121,49 @@ def score(recipe: Recipe | RecipePack, rows: Sequence[Example], verifier: Verifi
     return Score(len(answered), correct, len(rows))
 
 
-def _candidates(train: Sequence[Example], verifier: Verifier, spec: RecipesSpec, shape: ShapeSpec) -> list[tuple[Recipe, dict[str, Any]]]:
-    found: list[tuple[Recipe, dict[str, Any]]] = []
+Learned = tuple[Recipe, dict[str, Any]]
+
+
+def _span_kind(train: Sequence[Example], verifier: Verifier, shape: ShapeSpec, generalize: Generalize) -> Learned | None:
+    if shape.output == "text":  # whichever reproduces more training rows (redaction on ties)
+        options: list[Learned] = [x for x in (learn_span(train, verifier.check, generalize),
+                                              learn_text_extract(train, verifier.check, generalize)) if x]
+        return max(options, key=lambda rn: rn[1]["train_correct"], default=None)
+    if shape.output == "json":
+        return learn_json_extract(train, verifier.check, generalize)
+    return None
+
+
+def _span_generalized(train: Sequence[Example], heldout: Sequence[Example], verifier: Verifier, shape: ShapeSpec,
+                      generalize: Generalize) -> Learned | None:
+    """The span recipe under the task's policy. Under ``broad`` the recipe learned with the broad
+    library is compared on the held-out rows with the one learned with ``exact`` shapes, and kept
+    unless it answers fewer of them right (a false positive the examples did not reveal)."""
+    learned = _span_kind(train, verifier, shape, generalize)
+    if learned is None:
+        return None
+    if generalize != "broad":
+        return learned[0], {**learned[1], "generalize": {"policy": generalize}}
+    exact = _span_kind(train, verifier, shape, "exact")
+    if exact is None or exact[0] == learned[0]:
+        return learned[0], {**learned[1], "generalize": {"policy": "broad", "kept": "broad", "differs": False}}
+    broad_ok, exact_ok = score(learned[0], heldout, verifier).correct, score(exact[0], heldout, verifier).correct
+    if broad_ok >= exact_ok:
+        return learned[0], {**learned[1], "generalize": {"policy": "broad", "kept": "broad", "differs": True,
+                                                         "heldout_correct": broad_ok, "exact_heldout_correct": exact_ok}}
+    return exact[0], {**exact[1], "generalize": {"policy": "broad", "kept": "exact", "differs": True,
+                                                 "heldout_correct": exact_ok, "broad_heldout_correct": broad_ok}}
+
+
+def _candidates(train: Sequence[Example], heldout: Sequence[Example], verifier: Verifier, spec: RecipesSpec,
+                shape: ShapeSpec) -> list[Learned]:
+    found: list[Learned] = []
     if "lookup" in spec.kinds:
         lk = learn_lookup(train)
         if lk is not None:
             found.append((lk, {"entries": len(lk.entries)}))
     if "span" in spec.kinds and shape.input == "text":  # span redaction, else span extraction
-        learned: tuple[Recipe, dict[str, Any]] | None = None
-        if shape.output == "text":  # whichever reproduces more training rows (redaction on ties)
-            options = [x for x in (learn_span(train, verifier.check), learn_text_extract(train, verifier.check)) if x]
-            learned = max(options, key=lambda rn: rn[1]["train_correct"], default=None)
-        elif shape.output == "json":
-            learned = learn_json_extract(train, verifier.check)
+        learned = _span_generalized(train, heldout, verifier, shape, spec.generalize)
         if learned is not None:
             found.append(learned)
     if "classifier" in spec.kinds and shape.output in ("label", "text"):
@@ -143,7 +180,7 @@ def learn(
     entries: list[dict[str, Any]] = []
     kept: list[Recipe] = []
     if spec.enabled:
-        for recipe, notes in _candidates(train, verifier, spec, shape):
+        for recipe, notes in _candidates(train, heldout, verifier, spec, shape):
             s = score(recipe, heldout, verifier)
             ok = s.answered > 0 and (s.accuracy or 0.0) >= spec.min_accuracy
             reason = "verified" if ok else ("no held-out row answered" if s.answered == 0 else "below min_accuracy")

@@ -13,6 +13,12 @@ boundary before the match, and the empty group at each alternative's end says wh
 matched (``lastindex``). Anchored shapes run first as a split on their anchor character (found with
 C-speed string search) and a left-strip of ``left`` characters, since no forward regex can start
 an email quickly.
+
+A :class:`Rare` part is for alternatives whose first character is too common to scan for (a
+month name written in lower case: its initial would stop the scan at a third of all letters).
+The fast pattern carries only its ``trigger``, a cheap alternative for what must follow it (the
+day and year after the month); when the trigger fires, the text is first rewritten by the rare
+``pattern`` (case-insensitive) and then scanned again, the trigger now inert.
 """
 
 from __future__ import annotations
@@ -45,24 +51,37 @@ class Anchored:
 
 
 @dataclass(frozen=True)
+class Rare:
+    trigger: Alt  # in the fast pattern: matches (a part of) what follows the rare text
+    pattern: str  # the rare text itself, matched case-insensitively in a second pass
+
+    def regex(self) -> str:
+        return f"(?i:{self.pattern})"
+
+
+@dataclass(frozen=True)
 class Shape:
     alts: tuple[Alt, ...] = ()
     anchored: Anchored | None = None
+    rare: tuple[Rare, ...] = ()
 
     def regex(self) -> str:
-        """The plain regex this shape stands for (no boundaries)."""
+        """The plain regex this shape stands for (no boundaries; triggers are only signals)."""
         parts = [a.regex() for a in self.alts] + ([self.anchored.regex()] if self.anchored else [])
+        parts += [r.regex() for r in self.rare]
         return "(?:" + "|".join(parts) + ")"
 
     def union(self, other: Shape) -> Shape | None:
         if self.anchored and other.anchored:
             return None
-        return Shape(self.alts + other.alts, self.anchored or other.anchored)
+        return Shape(self.alts + other.alts, self.anchored or other.anchored, self.rare + other.rare)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"alts": [[a.first, a.rest] for a in self.alts]}
         if self.anchored:
             doc["anchored"] = [self.anchored.left, self.anchored.anchor, self.anchored.right]
+        if self.rare:
+            doc["rare"] = [[r.trigger.first, r.trigger.rest, r.pattern] for r in self.rare]
         return doc
 
     @classmethod
@@ -70,12 +89,13 @@ class Shape:
         alts = tuple(Alt(str(f), str(r)) for f, r in doc.get("alts", []))
         anch = doc.get("anchored")
         anchored = Anchored(str(anch[0]), str(anch[1]), str(anch[2])) if anch else None
-        for a in alts:
+        rare = tuple(Rare(Alt(str(f), str(r)), str(p)) for f, r, p in doc.get("rare", []))
+        for a in (*alts, *(r.trigger for r in rare)):
             if not (a.first.startswith("[") and a.first.endswith("]")):
                 raise ValueError(f"first class must be bracketed, got {a.first!r}")
         if anchored and len(anchored.anchor) != 1:
             raise ValueError(f"anchor must be one character, got {anchored.anchor!r}")
-        return cls(alts, anchored)
+        return cls(alts, anchored, rare)
 
 
 def plain_regex(shape: Shape, boundary: str) -> str:

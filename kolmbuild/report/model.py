@@ -12,6 +12,9 @@ from kolmbuild.errors import UserInputError
 
 
 class SweepRun(BaseModel):
+    """One run of a sweep. Version 1 summaries have the first block of fields only; version 2
+    (kolmbuild.sweep.record) adds the point, the measured times, the cost's parts and the CIDs."""
+
     model_config = ConfigDict(extra="allow")
 
     target: str
@@ -24,14 +27,30 @@ class SweepRun(BaseModel):
     k_score: float | None = None
     artifact: str | None = None
     message: str = ""
+    # version 2
+    point: int | None = None
+    name: str | None = None
+    stage_seconds: float | None = Field(default=None, ge=0)
+    backend_seconds: float | None = Field(default=None, ge=0)
+    compute_cost_usd: float | None = Field(default=None, ge=0)
+    teacher_cost_usd: float | None = Field(default=None, ge=0)
+    cost_known: bool = True
+    artifact_cid: str | None = None
+
+    @property
+    def measured_s(self) -> float:
+        """The artifact's measured build time (every stage, each timed when it ran); version 1
+        summaries only had this sweep's wall time."""
+        return self.stage_seconds if self.stage_seconds is not None else self.duration_s
 
 
 class SweepRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     kind: Literal["kolm-sweep"]
-    version: Literal[1]
+    version: Literal[1, 2]
     created: str
+    complete: bool = True
     runs: list[SweepRun]
 
 

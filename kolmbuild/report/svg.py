@@ -31,6 +31,7 @@ class Point:
     series: str
     label: str
     title: str
+    front: bool = False  # on the Pareto front: ringed, and joined by the front's step line
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,21 @@ def scatter(
         for s, c in (palette or colors([p.series for p in points])).items()
         if s in {p.series for p in points}
     }
+    front = sorted((p for p in points if p.front), key=lambda p: (p.x, p.y))
+    if len(front) > 1:  # the front as a staircase: each step is "pay this much more, get this much K"
+        path = [f"M{sx(front[0].x):.1f},{sy(front[0].y):.1f}"]
+        for b in front[1:]:
+            path.append(f"H{sx(b.x):.1f}V{sy(b.y):.1f}")
+        parts.append(f'<path d="{"".join(path)}" class="front-line"/>')
     for p in points:
         cx, cy = sx(p.x), sy(p.y)
+        ring = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="10" class="front-mark"/>' if p.front else ""
         parts.append(
-            f'<g class="point"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{palette[p.series]}" '
-            f'data-series="{escape(p.series)}"><title>{escape(p.title)}</title></circle>'
+            f'<g class="point{" front" if p.front else ""}">{ring}<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" '
+            f'fill="{palette[p.series]}" data-series="{escape(p.series)}"><title>{escape(p.title)}</title></circle>'
             f'<text x="{cx + 8:.1f}" y="{cy - 8:.1f}" class="point-label">{escape(p.label)}</text></g>'
         )
-    parts.append(_legend(palette, left + pw + 16, top))
+    parts.append(_legend(palette, left + pw + 16, top, front=bool(front)))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -187,7 +195,7 @@ def hbars(
     return "".join(parts)
 
 
-def _legend(palette: dict[str, str], x: float, y: float) -> str:
+def _legend(palette: dict[str, str], x: float, y: float, *, front: bool = False) -> str:
     rows = ['<g class="legend">']
     for i, (name, color) in enumerate(palette.items()):
         ry = y + i * 20
@@ -195,5 +203,9 @@ def _legend(palette: dict[str, str], x: float, y: float) -> str:
             f'<circle cx="{x + 6}" cy="{ry + 6}" r="6" fill="{color}"/>'
             f'<text x="{x + 18}" y="{ry + 10}" class="tick">{escape(name)}</text>'
         )
+    if front:
+        ry = y + len(palette) * 20
+        rows.append(f'<circle cx="{x + 6}" cy="{ry + 6}" r="7" class="front-mark"/>'
+                    f'<text x="{x + 18}" y="{ry + 10}" class="tick">Pareto front</text>')
     rows.append("</g>")
     return "".join(rows)

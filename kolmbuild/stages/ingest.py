@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.config.models import ShapeSpec, SplitSpec
+from kolmbuild.config.models import LimitsSpec, ShapeSpec, SplitSpec
 from kolmbuild.data import (
     Example,
     Split,
@@ -80,18 +80,23 @@ def _unlabeled_rows(found: UnlabeledSet, gold: set[bytes], first_id: int) -> tup
 def run(ctx: StageContext) -> StageResult:
     shape = spec_from(ShapeSpec, ctx.param("task.shape"), "task.shape")
     split = spec_from(SplitSpec, ctx.param("task.split"), "task.split")
+    try:
+        declared_limits = ctx.param("task.limits")
+    except KeyError:  # a project's own ingest rule that predates task.limits: the default limits
+        declared_limits = None
+    limit = spec_from(LimitsSpec, declared_limits, "task.limits").max_example_bytes
     examples_path = _local(ctx, "task.examples")
     if examples_path is None:
         raise DataError("task.examples is not set")
     eval_path = _local(ctx, "task.eval")
     unlabeled_path = _local(ctx, "task.unlabeled")
     ctx.progress.start("validate examples", total=1 + bool(eval_path) + bool(unlabeled_path))
-    examples = load_examples(examples_path, shape)
+    examples = load_examples(examples_path, shape, limit)
     ctx.progress.advance()
-    evals = load_examples(eval_path, shape) if eval_path else None
+    evals = load_examples(eval_path, shape, limit) if eval_path else None
     if evals is not None:
         ctx.progress.advance()
-    found = load_unlabeled(unlabeled_path, shape) if unlabeled_path else None
+    found = load_unlabeled(unlabeled_path, shape, limit) if unlabeled_path else None
     if found is not None:
         ctx.progress.advance()
     parts, record = split_rows(examples, evals, split)

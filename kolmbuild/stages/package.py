@@ -3,15 +3,18 @@
 Components come from the stages before it (held-out set, verifier, recipes, recall index, LoRA
 adapter, shipped base, eval record); the manifest adds the composed task, the base model reference
 from ``train.json``, the receipt chain (each stage's key and output CIDs, in pipeline order), the
-compute block, the gates and the K-score with its terms. Everything is a function of the inputs:
-``created`` is ``$SOURCE_DATE_EPOCH`` (or a fixed date), receipts carry no durations, signatures are
-deterministic. The signing key is the configured one; the first build without one creates it in the
-user's config folder and says so on stderr.
+compute block, the gates and the K-score with its terms. Everything but the compute block's measured
+``actual`` is a function of the inputs: ``created`` is ``$SOURCE_DATE_EPOCH`` (or a fixed date),
+receipts carry no durations, signatures are deterministic; ``actual`` comes from the run records
+(the same on a rebuild from the cache) and is left out when ``$SOURCE_DATE_EPOCH`` is set. The
+signing key is the configured one; the first build without one creates it in the user's config
+folder and says so on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,12 +107,17 @@ def metrics_of(ctx: StageContext) -> dict[str, Any]:
 
 
 def compute_of(backend: Mapping[str, Any], receipts: Mapping[str, StageReceipt]) -> dict[str, Any]:
-    """The compute block from kolmbuild.compute when installed, else the backend's name and device."""
+    """The compute block from kolmbuild.compute when installed, else the backend's name and device.
+
+    Its ``actual`` holds measured times (kept in each stage's run record, so a rebuild from the cache
+    gives the same bytes); ``$SOURCE_DATE_EPOCH`` asks for a build that is bit-for-bit the same on
+    any machine, so then they are left out (see docs/format.md)."""
     try:
         from kolmbuild.compute import compute_block
     except ImportError:
         return {"backend": backend.get("name"), "device": backend.get("device")}
-    return dict(compute_block(dict(backend), dict(receipts)))
+    reproducible = bool(os.environ.get("SOURCE_DATE_EPOCH"))
+    return dict(compute_block(dict(backend), dict(receipts), measured_values=not reproducible))
 
 
 def _say(message: str) -> None:
@@ -117,23 +125,24 @@ def _say(message: str) -> None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    task = ctx.param("task")
+    # the manifest records the config: values from ${oc.env:…} stay interpolations, never values
+    task = ctx.public_param("task")
     if not isinstance(task, Mapping):
         raise BuildFailed(f"package: target {ctx.target!r} has no task")
-    backend = ctx.param("backend") or {}
+    backend = ctx.public_param("backend") or {}
     receipts = upstream_receipts(ctx)
     components = gather_components(ctx)
     ctx.progress.start("writing the artifact", total=1)
     written = write_artifact(
         ctx.output(OUTPUT),
-        target=str(ctx.param("target") or ctx.target),
+        target=str(ctx.public_param("target") or ctx.target),
         version=str(task.get("version", "0.0.0")),
         task=task,
         components=components,
         base=base_reference(ctx.up("train", "train.json"), task, ctx.up("decompose", "decompose.json")),
         receipts=[r.to_json() for r in receipts.values()],
         compute=compute_of(backend, receipts),
-        gates=ctx.param("gates") or {},
+        gates=ctx.public_param("gates") or {},
         metrics=metrics_of(ctx),
         hmac_key=resolve_hmac_key(),
         log=_say,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.config.models import BaseModelSpec, ShapeSpec, TrainSpec
+from kolmbuild.config.models import BaseModelSpec, RecallSpec, ShapeSpec, TrainSpec
 from kolmbuild.config.sections import validate_section
 from kolmbuild.engine.stage import StageContext, StageResult
 from kolmbuild.errors import ComputeError, UserInputError
@@ -136,17 +136,18 @@ def run(ctx: StageContext) -> StageResult:
     if not rows:
         raise UserInputError("task.train: distill produced no verified labels to train on")
     pairs = _pairs(ctx, settings)
+    contexts = training_contexts(ctx, rows, pairs)
     device, axolotl_required = _device(ctx.param("backend") or {}, os.environ)
     workdir = ctx.cache_dir / "train" / ctx.key[:40]
 
     if device == "cuda" and (axolotl_required or _axolotl_available()):
         from kolmbuild.train.axolotl import train_with_axolotl
 
-        run_cuda = train_with_axolotl(base, settings, description, shape, rows, pairs, workdir, ctx.outdir)
+        run_cuda = train_with_axolotl(base, settings, description, shape, rows, pairs, workdir, ctx.outdir, *contexts)
         steps, final_loss, trainable = run_cuda.steps, run_cuda.final_loss, run_cuda.trainable_params
     else:
         steps, final_loss, trainable, device = _train_in_process(ctx, base, settings, description, shape, rows, pairs,
-                                                                  device, workdir)
+                                                                  device, workdir, contexts)
 
     from kolmbuild.train.export_gguf import arch_of, export_lora_gguf
 
@@ -156,6 +157,8 @@ def run(ctx: StageContext) -> StageResult:
         trainable_params=trainable, device=device, preference=settings.preference if pairs else "none",
         preset=spec.preset, examples=len(rows), pairs=len(pairs),
     )
+    if ctx.up("recall", "index.sqlite") is not None:
+        record["recall_top_k"] = _recall_spec(ctx).top_k  # the prompts carried the runtime's passages
     _write_record(ctx, record)
     return StageResult(metrics=record, summary=f"LoRA r={settings.lora.rank}: {steps} steps, final loss {final_loss}")
 
@@ -166,22 +169,44 @@ def _axolotl_available() -> bool:
     return axolotl_available()
 
 
+def _recall_spec(ctx: StageContext) -> RecallSpec:
+    spec: RecallSpec = validate_section(RecallSpec, ctx.param("task.recall"), key="task.recall")
+    return spec
+
+
+def training_contexts(ctx: StageContext, rows: list[tuple[Any, Any]], pairs: list[tuple[Any, Any, Any]]
+                      ) -> tuple[list[Any], list[Any]]:
+    """The recall passages of each label row's and each pair's prompt: when the artifact ships a
+    recall index, the ones the runtime adds for that input (no train/serve skew), else none."""
+    index = ctx.up("recall", "index.sqlite")
+    if index is None:
+        return [()] * len(rows), [()] * len(pairs)
+    from kolmbuild.train.context import recall_contexts
+
+    top_k = _recall_spec(ctx).top_k
+    ctx.progress.log(f"recalling the top {top_k} passages for {len(rows) + len(pairs)} training prompts")
+    return recall_contexts(index, [i for i, _ in rows], top_k), recall_contexts(index, [i for i, _, _ in pairs], top_k)
+
+
 def _train_in_process(
     ctx: StageContext, base: Any, settings: TrainSettings, description: str, shape: ShapeSpec,
     rows: list[tuple[Any, Any]], pairs: list[tuple[Any, Any, Any]], device: str, workdir: Path,
+    contexts: tuple[list[Any], list[Any]],
 ) -> tuple[int, float, int, str]:
     from kolmbuild.compute.checkpoints import announcer
     from kolmbuild.train.encoding import encode_examples, encode_pairs
+    from kolmbuild.train.progress import wants_lines
     from kolmbuild.train.trainer import TrainData, load_base, pick_device, train_lora
 
     ctx.progress.log(f"loading base {base.name} for training")
     loaded = load_base(base, pick_device(device))
     data = TrainData(
-        tuple(encode_examples(loaded.tokenizer, description, shape, rows, settings.max_seq_len)),
-        tuple(encode_pairs(loaded.tokenizer, description, shape, pairs, settings.max_seq_len)),
+        tuple(encode_examples(loaded.tokenizer, description, shape, rows, settings.max_seq_len, contexts[0])),
+        tuple(encode_pairs(loaded.tokenizer, description, shape, pairs, settings.max_seq_len, contexts[1])),
     )
     result = train_lora(loaded, data, settings, ctx.outdir, checkpoint_dir=workdir, progress=ctx.progress,
-                        on_checkpoint=announcer(ctx.cache_dir))  # on a remote machine: ship each one home
+                        on_checkpoint=announcer(ctx.cache_dir),  # on a remote machine: ship each one home
+                        step_lines=wants_lines())  # a remote machine's stderr is no terminal either
     return result.steps, result.final_loss, result.trainable_params, loaded.device
 
 

@@ -1,26 +1,40 @@
-"""Run a sweep: every (point, target) built in turn on one engine, then the summary written.
+"""Run a sweep: every (point, target) built on one engine, each artifact kept, then the report.
 
-``sweeps/<UTC timestamp>/summary.json`` lists each run (target, overrides, backend, gates,
-status, duration, cost, K-score, artifact); the HTML report is rendered beside it. The engine's
-lock is held across the whole sweep, so another kolmbuild waits for all of it, not between points.
+``sweeps/<UTC timestamp>/`` gets one folder per point holding that point's artifact (see
+:mod:`kolmbuild.sweep.points` for the names), ``summary.json`` listing every run with its artifact's
+CID, measured time and cost (see :mod:`kolmbuild.sweep.record`), and ``report.html`` beside it. The
+default install path (``artifacts/``) is left alone: a sweep installs each point into its folder.
+``summary.json`` is rewritten (atomically) as each point finishes, with ``"complete": false`` until
+the last one, so an interrupted sweep still says what it built.
+
+Points are composed here, in order (Hydra's state is global, so never from two threads), then built
+by a :class:`~kolmbuild.sweep.executor.PointExecutor`: serially, or up to ``-j N`` at once. The
+engine's lock is held across the whole sweep, so another kolmbuild waits for all of it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kolmbuild.atomic import write_text_atomic
-from kolmbuild.config.compose import Composer, split_sweeps
+from kolmbuild.config.compose import ComposedTarget, Composer
 from kolmbuild.engine.build import Engine
 from kolmbuild.engine.results import BuildOptions, TargetOutcome, exit_code
 from kolmbuild.errors import KolmError
+from kolmbuild.report import write_sweep_report
+from kolmbuild.sweep.executor import PointExecutor, executor_for
+from kolmbuild.sweep.points import SweepPoint, sweep_points
+from kolmbuild.sweep.record import point_record
+from kolmbuild.sweep.ui import PointLabels
 
 SUMMARY_KIND = "kolm-sweep"
+SUMMARY_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -39,43 +53,114 @@ class SweepResult:
         return exit_code(self.outcomes)
 
 
+@dataclass(frozen=True)
+class PointRun:
+    point: SweepPoint
+    outcome: TargetOutcome
+    record: dict[str, Any]
+
+
+def new_sweep_folder(sweeps: Path) -> Path:
+    """``sweeps/<UTC timestamp>``, made now (a second sweep in the same microsecond gets a suffix)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    for n in range(100):
+        folder = sweeps / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{sweeps}: cannot make a new sweep folder")
+
+
+def _placed(composed: ComposedTarget, folder: Path) -> ComposedTarget:
+    """``composed`` installing into ``folder`` under its usual file name. The install path is not
+    part of any stage's key (the artifact's bytes do not depend on it)."""
+    name = Path(composed.config.out_path()).name
+    return replace(composed, config=composed.config.model_copy(update={"out": str(folder / name)}))
+
+
+def _summary(points: int, executor: PointExecutor, runs: list[dict[str, Any]], started: float, created: str,
+             complete: bool) -> dict[str, Any]:
+    return {
+        "kind": SUMMARY_KIND, "version": SUMMARY_VERSION, "created": created, "complete": complete,
+        "executor": {"kind": executor.kind, "workers": executor.workers},
+        "points": points, "wall_s": round(time.perf_counter() - started, 3),
+        "spent_usd": round(sum(r.get("spent_usd") or 0.0 for r in runs), 6),
+        "runs": sorted(runs, key=lambda r: int(r["point"])),
+    }
+
+
 def run_sweep(engine: Engine, targets: Sequence[str], overrides: Sequence[str],
-              options: BuildOptions | None = None, composer: Composer | None = None) -> SweepResult:
-    """Build ``targets`` (all when empty) at every point of the sweep ``overrides`` describe."""
+              options: BuildOptions | None = None, composer: Composer | None = None,
+              executor: PointExecutor | None = None) -> SweepResult:
+    """Build ``targets`` (all when empty) at every point of the sweep ``overrides`` describe.
+
+    ``options.jobs`` is the number of points built at once (each point's stages then run one at a
+    time; a single point keeps ``-j`` for its stages). ``executor`` overrides that choice."""
     options = options or BuildOptions()
     project = engine.project
-    points = split_sweeps(list(overrides))
-    composer = composer or Composer(project)
     names = list(targets) or list(project.kolmfile.targets)
-    runs: list[dict[str, Any]] = []
-    outcomes: list[TargetOutcome] = []
+    points = sweep_points(names, overrides)
+    composer = composer or Composer(project)
+    executor = executor or executor_for(options.jobs, len(points))
+    per_point = BuildOptions(1 if executor.workers > 1 else options.jobs, options.keep_going)
+    rule = engine.install_rule()
+    install = (rule.name, rule.spec.install) if rule is not None and rule.spec.install else None
+    started, created = time.perf_counter(), datetime.now(UTC).isoformat()
+    labels = PointLabels(engine.ui) if executor.workers > 1 else None
+    plain_ui = engine.ui
     with engine.holding_lock():
-        for point in points:
-            for name in names:
-                engine.ui.note(f"── {name} {' '.join(point)}")
-                try:
-                    composed = composer.compose(name, point)
-                except KolmError as exc:
-                    failed = TargetOutcome(name, tuple(point), "", "", "failed", [], 0.0, error=exc)
-                    runs.append(failed.to_json(project.root))
-                    outcomes.append(failed)
-                    if not options.keep_going:
-                        break
-                    continue
-                [o] = engine.build([composed], options)
-                outcomes.append(o)
-                rec = o.to_json(project.root)
-                rec["status"] = "ok" if o.ok else o.status
-                runs.append(rec)
-    folder = project.root / "sweeps" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    folder.mkdir(parents=True)
-    summary = {"kind": SUMMARY_KIND, "version": 1, "created": datetime.now(UTC).isoformat(), "runs": runs}
+        folder = new_sweep_folder(project.root / "sweeps")
+        composed: dict[int, ComposedTarget | KolmError] = {}
+        for p in points:  # Hydra composes in this thread only
+            try:
+                composed[p.index] = _placed(composer.compose(p.target, p.overrides), folder / p.name)
+            except KolmError as exc:
+                composed[p.index] = exc
+        runs: list[dict[str, Any]] = []
+        bar = plain_ui.bar_start(f"sweep: {len(points)} point(s), {executor.kind} x{executor.workers}",
+                                  len(points))
+
+        def build(point: SweepPoint) -> PointRun:
+            target = composed[point.index]
+            if isinstance(target, KolmError):
+                failed = TargetOutcome(point.target, point.overrides, "", "", "failed", [], 0.0, error=target)
+                return PointRun(point, failed, point_record(point, failed, None, project.root, install))
+            engine.ui.note(f"── {point.name}: {point.label}")
+            try:
+                if labels is not None:
+                    with labels.labelled(f"{point.index:0{point.width}d}"):
+                        [outcome] = engine.build([target], per_point)
+                else:
+                    [outcome] = engine.build([target], per_point)
+            except KolmError as exc:  # refused before anything ran (an install path it cannot write …)
+                outcome = TargetOutcome(point.target, point.overrides, target.config.backend.name,
+                                        target.choice("gates"), "failed", [], 0.0, error=exc)
+            outcome = replace(outcome, overrides=point.overrides)
+            return PointRun(point, outcome, point_record(point, outcome, target.config.backend, project.root, install))
+
+        def done(run: PointRun) -> None:
+            runs.append(run.record)
+            plain_ui.bar_advance(bar, 1, {"last": f"{run.point.name} {run.record['status']}"})
+            if bar is None:
+                plain_ui.note(f"sweep: {len(runs)}/{len(points)} done: {run.point.name} {run.record['status']}")
+            write_text_atomic(folder / "summary.json",
+                              json.dumps(_summary(len(points), executor, runs, started, created, False), indent=2) + "\n")
+
+        if labels is not None:
+            engine.ui = labels
+        try:
+            results = executor.run(points, build, done)
+        except BaseException:
+            if runs:  # interrupted: summary.json says what finished ("complete": false); so does the report
+                write_sweep_report(folder)
+            raise
+        finally:
+            engine.ui = plain_ui
+            plain_ui.bar_stop(bar)
+    summary = _summary(len(points), executor, runs, started, created, True)
     write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
-    report = None
-    try:
-        from kolmbuild.report import write_sweep_report
-    except ImportError:
-        pass
-    else:
-        report = write_sweep_report(folder)
-    return SweepResult(folder, summary, outcomes, report)
+    report = write_sweep_report(folder)
+    return SweepResult(folder, summary, [r.outcome for r in results], report)
+

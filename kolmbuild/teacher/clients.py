@@ -38,7 +38,10 @@ def is_loopback(url: str) -> bool:
 
 
 def api_key(spec: TeacherSpec) -> str:
-    """The key from ``spec.api_key_env``; a local endpoint (loopback) may go without one."""
+    """``task.teacher.api_key`` (from ${oc.env:…}), else the key from ``spec.api_key_env``; a local
+    endpoint (loopback) may go without one."""
+    if spec.api_key:
+        return spec.api_key
     value = os.environ.get(spec.api_key_env, "")
     if value:
         return value

@@ -24,7 +24,7 @@ from typing import Any
 from kolmbuild.config.models import ShapeSpec
 from kolmbuild.errors import BuildFailed
 from kolmbuild.models import BaseModel
-from kolmbuild.runtime.prompt import build_messages
+from kolmbuild.runtime.prompt import ContextHit, build_messages
 from kolmbuild.runtime.shape import input_text
 from kolmbuild.train.settings import CHECKPOINT_FRACTION, TrainSettings
 
@@ -179,28 +179,38 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
-def write_sft_dataset(path: Path, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any]]) -> Path:
-    """OpenAI-style ``{"messages": [...]}`` rows, the same turns the CPU trainer uses."""
+Context = Sequence[ContextHit]  # the recall passages of one prompt (kolmbuild.train.context)
+
+
+def _with_contexts(contexts: Sequence[Context] | None, n: int) -> Sequence[Context]:
+    return [()] * n if contexts is None else contexts
+
+
+def write_sft_dataset(path: Path, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any]],
+                      contexts: Sequence[Context] | None = None) -> Path:
+    """OpenAI-style ``{"messages": [...]}`` rows, the same turns the CPU trainer uses (recall
+    passages included: ``contexts[i]`` for row i)."""
     return _write_jsonl(path, [
-        {"messages": [*build_messages(description, shape, i), {"role": "assistant", "content": input_text(o)}]}
-        for i, o in rows
+        {"messages": [*build_messages(description, shape, i, hits), {"role": "assistant", "content": input_text(o)}]}
+        for (i, o), hits in zip(rows, _with_contexts(contexts, len(rows)), strict=True)
     ])
 
 
 def write_preference_dataset(
-    path: Path, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any, Any]], rl: str
+    path: Path, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any, Any]], rl: str,
+    contexts: Sequence[Context] | None = None,
 ) -> Path:
     """DPO rows (``chat_template.default``: prompt turns, chosen/rejected assistant turns) or ORPO
     rows (``chat_template.argilla``: prompt text, chosen/rejected full conversations)."""
     out = []
-    for i, c, r in rows:
-        prompt = build_messages(description, shape, i)
+    for (i, c, r), hits in zip(rows, _with_contexts(contexts, len(rows)), strict=True):
+        prompt = build_messages(description, shape, i, hits)
         chosen = {"role": "assistant", "content": input_text(c)}
         rejected = {"role": "assistant", "content": input_text(r)}
         if rl == "dpo":
             out.append({"messages": prompt, "chosen": chosen, "rejected": rejected})
         else:
-            out.append({"prompt": input_text(i), "chosen": [*prompt, chosen], "rejected": [*prompt, rejected]})
+            out.append({"prompt": prompt[-1]["content"], "chosen": [*prompt, chosen], "rejected": [*prompt, rejected]})
     return _write_jsonl(path, out)
 
 
@@ -275,6 +285,8 @@ def train_with_axolotl(
     pairs: Sequence[tuple[Any, Any, Any]],
     workdir: Path,
     out_dir: Path,
+    row_contexts: Sequence[Context] | None = None,
+    pair_contexts: Sequence[Context] | None = None,
 ) -> AxolotlRun:
     """Supervised LoRA, then DPO (``dpo``), or ORPO alone (``orpo``), each an axolotl run whose
     output folder is resumable (``auto_resume_from_checkpoints``); the adapter files end in
@@ -294,11 +306,13 @@ def train_with_axolotl(
 
     stages: list[tuple[str | None, Path]] = []
     if settings.preference == "orpo" and pairs:
-        stages.append(("orpo", write_preference_dataset(workdir / "orpo.jsonl", description, shape, pairs, "orpo")))
+        stages.append(("orpo", write_preference_dataset(workdir / "orpo.jsonl", description, shape, pairs, "orpo",
+                                                                pair_contexts)))
     else:
-        stages.append((None, write_sft_dataset(workdir / "sft.jsonl", description, shape, rows)))
+        stages.append((None, write_sft_dataset(workdir / "sft.jsonl", description, shape, rows, row_contexts)))
         if settings.preference == "dpo" and pairs:
-            stages.append(("dpo", write_preference_dataset(workdir / "dpo.jsonl", description, shape, pairs, "dpo")))
+            stages.append(("dpo", write_preference_dataset(workdir / "dpo.jsonl", description, shape, pairs, "dpo",
+                                                                   pair_contexts)))
     previous: Path | None = None
     total_steps, final_loss = 0, None
     for rl, dataset in stages:

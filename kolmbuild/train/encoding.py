@@ -1,8 +1,9 @@
 """Token sequences for training: chat template applied, loss only on the answer's tokens.
 
-The prompt turns are the runtime's own (:func:`kolmbuild.runtime.prompt.build_messages`), and an
-answer is rendered as the runtime decodes it (:func:`kolmbuild.runtime.shape.input_text`: text as
-itself, JSON as sorted-key JSON), so the model is trained on exactly what it will be asked.
+The prompt turns are the runtime's own (:func:`kolmbuild.runtime.prompt.build_messages`, with the
+recall passages the runtime adds: :mod:`kolmbuild.train.context`), and an answer is rendered as
+the runtime decodes it (:func:`kolmbuild.runtime.shape.input_text`: text as itself, JSON as
+sorted-key JSON), so the model is trained on exactly what it will be asked.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 
 from kolmbuild.config.models import ShapeSpec
 from kolmbuild.errors import UserInputError
-from kolmbuild.runtime.prompt import build_messages
+from kolmbuild.runtime.prompt import ContextHit, build_messages
 from kolmbuild.runtime.shape import input_text
 
 IGNORE = -100  # label value that cross-entropy skips
@@ -61,13 +62,14 @@ def fit(prompt: list[int], answer: list[int], max_len: int) -> tuple[list[int], 
 
 
 def encode_example(
-    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, input_value: Any, output_value: Any, max_len: int
+    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, input_value: Any, output_value: Any, max_len: int,
+    context: Sequence[ContextHit] = (),
 ) -> Encoded:
-    """The chat-templated conversation (system, user, assistant), masked so that only the
-    assistant's tokens (answer plus the end-of-turn marker) carry loss."""
+    """The chat-templated conversation (system, user with ``context`` first, assistant), masked so
+    that only the assistant's tokens (answer plus the end-of-turn marker) carry loss."""
     if not tokenizer.chat_template:
         raise UserInputError("task.base.name: the base model's tokenizer has no chat template; kolmbuild trains chat models")
-    prompt_msgs = build_messages(description, shape, input_value)
+    prompt_msgs = build_messages(description, shape, input_value, context)
     prompt = _ids(tokenizer, prompt_msgs, generation_prompt=True)
     full = _ids(tokenizer, [*prompt_msgs, {"role": "assistant", "content": input_text(output_value)}], generation_prompt=False)
     if full[: len(prompt)] != prompt:
@@ -79,19 +81,32 @@ def encode_example(
     return Encoded(tuple(prompt + answer), tuple([IGNORE] * len(prompt) + answer))
 
 
+def _contexts(contexts: Sequence[Sequence[ContextHit]] | None, n: int) -> Sequence[Sequence[ContextHit]]:
+    if contexts is None:
+        return [()] * n
+    if len(contexts) != n:
+        raise ValueError(f"{len(contexts)} recall contexts for {n} rows")
+    return contexts
+
+
 def encode_examples(
-    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any]], max_len: int
+    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any]], max_len: int,
+    contexts: Sequence[Sequence[ContextHit]] | None = None,
 ) -> list[Encoded]:
-    return [encode_example(tokenizer, description, shape, i, o, max_len) for i, o in rows]
+    """``contexts[i]``: the recall passages of row i's prompt (none when not given)."""
+    ctx = _contexts(contexts, len(rows))
+    return [encode_example(tokenizer, description, shape, i, o, max_len, c) for (i, o), c in zip(rows, ctx, strict=True)]
 
 
 def encode_pairs(
-    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any, Any]], max_len: int
+    tokenizer: ChatTokenizer, description: str, shape: ShapeSpec, rows: Sequence[tuple[Any, Any, Any]], max_len: int,
+    contexts: Sequence[Sequence[ContextHit]] | None = None,
 ) -> list[EncodedPair]:
+    ctx = _contexts(contexts, len(rows))
     return [
         EncodedPair(
-            encode_example(tokenizer, description, shape, i, c, max_len),
-            encode_example(tokenizer, description, shape, i, r, max_len),
+            encode_example(tokenizer, description, shape, i, c, max_len, hits),
+            encode_example(tokenizer, description, shape, i, r, max_len, hits),
         )
-        for i, c, r in rows
+        for (i, c, r), hits in zip(rows, ctx, strict=True)
     ]

@@ -26,6 +26,7 @@ from kolmbuild.models import BaseModel
 from kolmbuild.train.checkpoint import Checkpoint, clear_checkpoint, load_checkpoint, save_checkpoint
 from kolmbuild.train.encoding import IGNORE, Encoded, EncodedPair
 from kolmbuild.train.losses import answer_logps, dpo_loss, orpo_loss, sft_loss
+from kolmbuild.train.progress import StepProgress
 from kolmbuild.train.schedule import Step, build_schedule
 from kolmbuild.train.settings import TrainSettings, checkpoint_interval
 
@@ -77,19 +78,40 @@ def pick_device(requested: str) -> str:
     raise BuildFailed(f"the train stage cannot run on device {requested!r} (supported: cpu, mps, cuda, rocm)")
 
 
+# transformers modules that draw their own tqdm bars, ignoring its progress-bar switch (the GGUF
+# loader's "Converting and de-quantizing GGUF tensors...")
+_OWN_TQDM_MODULES = ("transformers.modeling_gguf_pytorch_utils",)
+
+
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """transformers' own notices and tqdm bars while loading (the tokenizer's "legacy behaviour"
-    note, "Converting and de-quantizing GGUF tensors"): the stage shows its own progress. Both
-    settings are restored afterwards."""
+    note, "Converting and de-quantizing GGUF tensors"): the stage shows its own progress. The
+    GGUF loader calls ``tqdm.auto.tqdm`` directly, so its module's ``tqdm`` is swapped for a
+    disabled one for the duration. Everything is restored afterwards."""
+    import functools
+    import importlib
+
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    swapped: list[tuple[Any, Any]] = []
+    for name in _OWN_TQDM_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # another transformers version: nothing to swap
+            continue
+        own = getattr(module, "tqdm", None)
+        if own is not None:
+            swapped.append((module, own))
+            module.tqdm = functools.partial(own, disable=True)  # type: ignore[attr-defined]
     try:
         yield
     finally:
+        for module, own in swapped:
+            module.tqdm = own
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
@@ -233,13 +255,16 @@ def train_lora(
     progress: Progress | None = None,
     on_step: Callable[[int, float], None] | None = None,
     on_checkpoint: Callable[[Path], None] | None = None,
+    step_lines: bool = False,
 ) -> TrainResult:
     """Train a LoRA on ``data`` and write ``adapter_model.safetensors`` and ``adapter_config.json``
     (plain PEFT layout) into ``out_dir``. With ``checkpoint_dir``, resume from a matching checkpoint
     there and write one every ``settings.checkpoint_every`` steps (default: a tenth of the run, see
     :func:`checkpoint_interval`); it is removed on success. ``on_checkpoint(path)`` runs after each
     checkpoint is written (a remote stage ships it off the machine).
-    ``on_step(step, loss)`` runs after each step (an exception there interrupts the run)."""
+    ``on_step(step, loss)`` runs after each step (an exception there interrupts the run).
+    ``progress`` gets a bar of the steps with the loss; ``step_lines`` adds a line every few steps
+    (:mod:`kolmbuild.train.progress`) for when no terminal draws the bar."""
     import torch
     from peft import get_peft_model, set_peft_model_state_dict
     from peft.utils import get_peft_model_state_dict
@@ -272,10 +297,8 @@ def train_lora(
             hook = model.get_input_embeddings().register_forward_hook(_neftune_hook(settings.neftune_alpha))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         every = checkpoint_interval(settings, len(schedule))
-        progress.start(f"train LoRA r={settings.lora.rank} on {loaded.device}", total=len(schedule))
-        if start:
-            progress.log(f"resuming from the checkpoint at step {start}")
-            progress.advance(start, loss=losses[-1])
+        steps = StepProgress(progress, len(schedule), lines=step_lines)
+        steps.start(f"train LoRA r={settings.lora.rank} on {loaded.device}", start, losses[-1] if start else None)
         model.train()
         for index in range(start, len(schedule)):
             if schedule[index].phase == "dpo" and reference is None:
@@ -289,7 +312,7 @@ def train_lora(
             value = round(float(loss.item()), 6)
             losses.append(value)
             done = index + 1
-            progress.advance(1, loss=value)
+            steps.step(done, value)
             if checkpoint_dir and done % every == 0 and done < len(schedule):
                 saved = save_checkpoint(
                     checkpoint_dir,

@@ -6,6 +6,13 @@ the provider's published request format (``tests/compute/specs/``): a body the r
 refuse gets its 400 (and lands in ``rejected``). Terminating takes several polls, as it does at the
 providers. ``partition(True)`` drops every connection without an answer (a reset); ``blackhole(True)``
 accepts and never answers (a network that times out), until lifted.
+
+Billing: a rented machine is metered per second from the moment it is created until it is gone, at
+``price_per_hour`` (the hourly price each provider's answers quote: vast's ``dph_total``, Lambda's
+``price_cents_per_hour``, RunPod's ``costPerHr``); ``billed_usd()`` is what the provider would charge.
+Providers whose API reports a job's cost report it in their documented field: Together's
+``total_price`` (nanodollars, for the tokens trained) and Replicate's ``metrics.predict_time``
+(seconds, billed at the hardware's per-second price).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +58,7 @@ class Request:
 class FakeProvider:
     token = "sekret-token-123"
     auth_header = "Bearer"
+    price_per_hour = 0.0  # USD an instance costs per hour while it exists, metered per second
 
     def __init__(self) -> None:
         self.instances: dict[str, dict[str, Any]] = {}
@@ -103,8 +112,29 @@ class FakeProvider:
             return False
         inst["_end_polls"] = inst.get("_end_polls", 0) + 1
         if inst["_end_polls"] > self.terminate_polls:
-            inst["_dead"] = True
+            self.kill(inst)
         return True
+
+    def add(self, iid: str, inst: dict[str, Any]) -> dict[str, Any]:
+        """A new instance (or job): its meter starts now."""
+        with self.lock:
+            self.instances[iid] = {**inst, "_born": time.monotonic()}
+        return self.instances[iid]
+
+    def kill(self, inst: dict[str, Any], **changes: Any) -> None:
+        """The instance is gone (its meter stops now)."""
+        inst.update(changes, _dead=True)
+        inst.setdefault("_died", time.monotonic())
+
+    def billed_seconds(self) -> dict[str, float]:
+        """Seconds each instance has existed (until now for one still alive)."""
+        now = time.monotonic()
+        with self.lock:
+            return {iid: inst.get("_died", now) - inst.get("_born", now) for iid, inst in self.instances.items()}
+
+    def billed_usd(self) -> float:
+        """What the provider charges for its instances: metered seconds × ``price_per_hour``."""
+        return sum(self.billed_seconds().values()) * self.price_per_hour / 3600.0
 
     def route(self, method: str, pattern: str) -> Callable[[Route], Route]:
         def deco(fn: Route) -> Route:
@@ -187,13 +217,16 @@ def _ready(fake: FakeProvider, inst: dict[str, Any]) -> bool:
 
 # ----------------------------------------------------------------------------------- Lambda
 class FakeLambda(FakeProvider):
+    price_per_hour = 1.79
+
     def __init__(self) -> None:
         super().__init__()
 
         @self.route("GET", "/instance-types")
         def types(f: FakeProvider, r: Request) -> tuple[int, Any]:
             return 200, {"data": {"gpu_1x_a100_sxm4_80gb": {
-                "instance_type": {"name": "gpu_1x_a100_sxm4_80gb", "price_cents_per_hour": 179,
+                "instance_type": {"name": "gpu_1x_a100_sxm4_80gb",
+                                  "price_cents_per_hour": round(f.price_per_hour * 100),
                                   "specs": {"vcpus": 30, "memory_gib": 200, "storage_gib": 512, "gpus": 1}},
                 "regions_with_capacity_available": [{"name": "us-east-1", "description": "Virginia"}]}}}
 
@@ -205,9 +238,7 @@ class FakeLambda(FakeProvider):
             if body["instance_type_name"] not in ("gpu_1x_a100_sxm4_80gb",):
                 return f.reject(r, f"instance_type_name: unknown instance type {body['instance_type_name']!r}")
             iid = "i-" + f.new_id()
-            with f.lock:
-                f.instances[iid] = {"id": iid, "name": body.get("name"), "status": "booting",
-                                    "region": {"name": body["region_name"]}}
+            f.add(iid, {"id": iid, "name": body.get("name"), "status": "booting", "region": {"name": body["region_name"]}})
             return 200, {"data": {"instance_ids": [iid]}}
 
         @self.route("GET", "/instances/(?P<id>[^/]+)")
@@ -243,6 +274,8 @@ class FakeLambda(FakeProvider):
 
 # ------------------------------------------------------------------------------------- vast
 class FakeVast(FakeProvider):
+    price_per_hour = 0.42
+
     def __init__(self) -> None:
         super().__init__()
 
@@ -250,7 +283,7 @@ class FakeVast(FakeProvider):
         def bundles(f: FakeProvider, r: Request) -> tuple[int, Any]:
             if (why := check(spec("vast")["bundles"], r.json())) is not None:
                 return f.reject(r, why)
-            return 200, {"offers": [{"id": 5551, "dph_total": 0.42, "gpu_name": "A100_SXM4", "gpu_ram": 81920,
+            return 200, {"offers": [{"id": 5551, "dph_total": f.price_per_hour, "gpu_name": "A100_SXM4", "gpu_ram": 81920,
                                      "num_gpus": 1}]}
 
         @self.route("PUT", "/api/v0/asks/(?P<id>\\d+)/")
@@ -259,9 +292,8 @@ class FakeVast(FakeProvider):
             if (why := check(spec("vast")["asks"], body)) is not None:
                 return f.reject(r, why)
             iid = f.new_id()
-            with f.lock:
-                f.instances[iid] = {"id": int(iid), "label": body["label"], "actual_status": "loading",
-                                    "dph_total": 0.42, "image": body["image"]}
+            f.add(iid, {"id": int(iid), "label": body["label"], "actual_status": "loading",
+                        "dph_total": f.price_per_hour, "image": body["image"]})
             return 200, {"success": True, "new_contract": int(iid)}
 
         @self.route("GET", "/api/v0/instances/(?P<id>\\d+)/")
@@ -295,6 +327,8 @@ class FakeRunPod(FakeProvider):
     with graphql-core: a query the real API would refuse (unknown field, missing required input, wrong
     type) gets its errors, and each operation is dispatched by the field it selects, not by substring."""
 
+    price_per_hour = 1.19
+
     def __init__(self) -> None:
         super().__init__()
         import graphql
@@ -304,16 +338,14 @@ class FakeRunPod(FakeProvider):
 
         def view(inst: dict[str, Any]) -> dict[str, Any]:
             return {"id": inst["id"], "name": inst["name"], "desiredStatus": inst["desiredStatus"],
-                    "costPerHr": 1.19, "imageName": inst["imageName"], "machineId": "m1",
+                    "costPerHr": fake.price_per_hour, "imageName": inst["imageName"], "machineId": "m1",
                     "runtime": inst.get("runtime")}
 
         class Root:
             def podFindAndDeployOnDemand(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: N802, A002
                 pid = "pod" + fake.new_id()
-                with fake.lock:
-                    fake.instances[pid] = {"id": pid, "name": input.get("name") or "", "desiredStatus": "RUNNING",
-                                           "imageName": input["imageName"]}
-                return view(fake.instances[pid])
+                return view(fake.add(pid, {"id": pid, "name": input.get("name") or "", "desiredStatus": "RUNNING",
+                                           "imageName": input["imageName"]}))
 
             def podTerminate(self, info: Any, input: dict[str, Any]) -> None:  # noqa: N802, A002
                 inst = fake.instances.get(input["podId"])
@@ -356,9 +388,12 @@ def _alternates(messages: list[dict[str, Any]]) -> bool:
 
 # --------------------------------------------------------------------------------- together
 class FakeTogether(FakeProvider):
+    price_per_million_tokens = 0.48  # USD per 1M tokens trained (tokens x epochs), as Together bills
+
     def __init__(self) -> None:
         super().__init__()
         self.run_polls = 2  # polls in "running" before completing
+        self.file_tokens: dict[str, int] = {}  # uploaded file id -> its tokens (chars / 4, as a stand-in)
 
         @self.route("POST", "/files/upload")
         def upload(f: FakeProvider, r: Request) -> tuple[int, Any]:
@@ -378,7 +413,9 @@ class FakeTogether(FakeProvider):
                     return f.reject(r, f"line {n}: not in one of the formats {sorted(formats)} (keys {sorted(row)})")
                 if matches == ["conversational"] and not _alternates(row["messages"]):
                     return f.reject(r, f"line {n}: messages must start with system or user, then alternate")
-            return 200, {"id": "file-" + f.new_id(), "object": "file", "purpose": "fine-tune"}
+            fid = "file-" + f.new_id()
+            self.file_tokens[fid] = len(parts["file"].get_payload(decode=True)) // 4
+            return 200, {"id": fid, "object": "file", "purpose": "fine-tune"}
 
         @self.route("POST", "/fine-tunes")
         def create(f: FakeProvider, r: Request) -> tuple[int, Any]:
@@ -386,10 +423,10 @@ class FakeTogether(FakeProvider):
             if (why := check(spec("together")["fine_tunes"], body)) is not None:
                 return f.reject(r, why)
             fid = "ft-" + f.new_id()
-            with f.lock:
-                f.instances[fid] = {"id": fid, "status": "pending", "suffix": body["suffix"],
-                                    "model": body["model"], "training_file": body["training_file"], "events": []}
-            return 200, {k: v for k, v in f.instances[fid].items() if not k.startswith("_")}
+            inst = f.add(fid, {"id": fid, "status": "pending", "suffix": body["suffix"], "model": body["model"],
+                               "training_file": body["training_file"], "n_epochs": body.get("n_epochs", 1),
+                               "events": []})
+            return 200, {k: v for k, v in inst.items() if not k.startswith("_")}
 
         @self.route("GET", "/fine-tunes/(?P<id>[^/]+)")
         def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
@@ -400,8 +437,10 @@ class FakeTogether(FakeProvider):
             if inst["status"] in ("pending", "running"):
                 inst["status"] = "running" if polls <= self.run_polls else "completed"
                 if inst["status"] == "completed":
-                    inst["_dead"] = True
-                    inst["output_name"] = f"user/{inst['model']}-{inst['suffix']}"
+                    tokens = self.file_tokens.get(inst["training_file"], 0) * int(inst["n_epochs"])
+                    # Together reports the job's price in nanodollars once it knows the token count
+                    f.kill(inst, output_name=f"user/{inst['model']}-{inst['suffix']}", token_count=tokens,
+                           total_price=round(tokens * self.price_per_million_tokens * 1000))
             return 200, {k: v for k, v in inst.items() if not k.startswith("_")}
 
         @self.route("GET", "/fine-tunes")
@@ -414,7 +453,7 @@ class FakeTogether(FakeProvider):
             if inst is None:
                 return 404, {"error": {"message": "not found"}}
             if not inst.get("_dead"):
-                inst.update(status="cancelled", _dead=True)
+                f.kill(inst, status="cancelled")
             return 200, {k: v for k, v in inst.items() if not k.startswith("_")}
 
 
@@ -444,14 +483,13 @@ class FakeReplicate(FakeProvider):
             body = r.json()
             parts = r.path.split("/")
             tid = "t" + f.new_id()
-            with f.lock:
-                f.instances[tid] = {"id": tid, "model": f"{parts[3]}/{parts[4]}", "version": parts[6],
-                                    "destination": body["destination"], "status": "starting", "input": body["input"],
-                                    "output": None, "logs": "", "error": None, "created_at": "2026-11-24T00:00:00Z",
-                                    "started_at": None, "completed_at": None,
-                                    "urls": {"get": f"{self.url}/v1/trainings/{tid}",
-                                             "cancel": f"{self.url}/v1/trainings/{tid}/cancel"}}
-            return 201, view(f.instances[tid])
+            inst = f.add(tid, {"id": tid, "model": f"{parts[3]}/{parts[4]}", "version": parts[6],
+                               "destination": body["destination"], "status": "starting", "input": body["input"],
+                               "output": None, "logs": "", "error": None, "created_at": "2026-11-24T00:00:00Z",
+                               "started_at": None, "completed_at": None, "metrics": {},
+                               "urls": {"get": f"{self.url}/v1/trainings/{tid}",
+                                        "cancel": f"{self.url}/v1/trainings/{tid}/cancel"}})
+            return 201, view(inst)
 
         @self.route("GET", "/v1/trainings/(?P<id>[^/]+)")
         def get(f: FakeProvider, r: Request) -> tuple[int, Any]:
@@ -462,8 +500,9 @@ class FakeReplicate(FakeProvider):
             if inst["status"] in ("starting", "processing"):
                 inst["status"] = "processing" if polls <= self.run_polls else "succeeded"
                 inst["logs"] += f"step {polls}\n"
-                if inst["status"] == "succeeded":
-                    inst.update(_dead=True, output={"version": "me/redactor:abc123", "weights": "https://x/w.tar"})
+                if inst["status"] == "succeeded":  # Replicate reports the seconds it billed as predict_time
+                    f.kill(inst, output={"version": "me/redactor:abc123", "weights": "https://x/w.tar"})
+                    inst["metrics"] = {"predict_time": round(inst["_died"] - inst["_born"], 3)}
             return 200, view(inst)
 
         @self.route("GET", "/v1/trainings")
@@ -476,7 +515,7 @@ class FakeReplicate(FakeProvider):
             if inst is None:
                 return 404, {"detail": "Not found.", "status": 404}
             if not inst.get("_dead"):
-                inst.update(status="canceled", _dead=True)
+                f.kill(inst, status="canceled")
             return 200, view(inst)
 
 

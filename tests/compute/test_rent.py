@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_provisioned_rent_runs_the_dry_run_and_releases(project, monkeypatch, na
 
 
 @pytest.mark.parametrize("name", ["together", "replicate"])
-def test_serverless_training_rent_completes(project, monkeypatch, name):
+def test_serverless_training_rent_completes(project, monkeypatch, name, _state_dir):
     with FAKES[name]() as fake:
         extra = {"destination": "me/redactor", "trainer_version": "me/trainer:abc123"} if name == "replicate" else {}
         point_at(project, name, fake.url, **extra)
@@ -87,11 +88,18 @@ def test_serverless_training_rent_completes(project, monkeypatch, name):
         r = project.invoke("compute", "rent", "redact", "--backend", name, "--confirm", "--json")
         assert r.exit_code == 0, r.output
         assert fake.live() == 0 and len(fake.instances) == 1
+        [t] = fake.instances.values()
         if name == "replicate":
-            [t] = fake.instances.values()
             assert t["destination"] == "me/redactor" and t["input"]["train_data"].endswith("/download")
             assert b"call me at" in next(iter(fake.files.values()))  # the SDK uploaded the labels
+            reported = t["metrics"]["predict_time"] * 0.001525  # seconds billed x the per-second price
+        else:
+            reported = t["total_price"] / 1e9  # Together reports nanodollars
         assert fake.token not in r.output
+        # the actual cost is the provider's own figure, kept in the ledger
+        [rental] = json.loads((_state_dir / "rentals.json").read_text())["rentals"].values()
+        assert reported > 0 and rental["actual_usd"] == pytest.approx(reported, abs=1e-6)
+        assert json.loads(r.output)["detail"] == {"cost_source": "provider"}
 
 
 def test_serverless_interrupted_job_is_cancelled(project, monkeypatch):
@@ -256,10 +264,7 @@ def test_compute_test_passes_against_each_fake(project, monkeypatch, name):
 
 
 def test_compute_test_modal_without_sdk_says_how_to_enable_it(project, monkeypatch):
-    import importlib.util
-
-    if importlib.util.find_spec("modal") is not None:
-        pytest.skip("the modal SDK is installed here")
+    monkeypatch.setitem(sys.modules, "modal", None)  # the SDK absent, whether or not it is installed here
     monkeypatch.setenv("MODAL_TOKEN_ID", "a")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "b")
     r = project.invoke("compute", "test", "modal")

@@ -72,9 +72,8 @@ def _records(root: Path) -> dict[str, dict[str, str]]:
         return {}
     db = sqlite3.connect(db_path)
     try:
-        # a kill between sqlite creating the file and the engine creating its tables leaves no table
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone() is None:
-            return {}
+        if db.execute("SELECT name FROM sqlite_master WHERE name='runs'").fetchone() is None:
+            return {}  # killed between creating the file and its tables: the next build makes them
         return {stage: json.loads(outputs) for stage, outputs in db.execute("SELECT stage, outputs FROM runs")}
     finally:
         db.close()

@@ -11,6 +11,8 @@ def test_multirun_over_two_backends_builds_twice_and_summarizes(shell_project) -
     runs = summary["runs"]
     assert [(x["backend"], x["status"]) for x in runs] == [("box-a", "ok"), ("box-b", "ok")]
     assert [x["overrides"] for x in runs] == [["backend=box-a"], ["backend=box-b"]]
+    assert [(x["point"], x["name"]) for x in runs] == [(1, "01-demo-backend-box-a"), (2, "02-demo-backend-box-b")]
+    assert summary["version"] == 2 and summary["complete"] is True and summary["executor"]["kind"] == "serial"
     # the echo stage reads backend.name, so it ran once per backend; count/joined ran once.
     assert sorted(shell_project.runs()) == ["count", "echo", "echo", "joined"]
     [sweep] = list((shell_project.root / "sweeps").iterdir())
@@ -49,3 +51,32 @@ def test_clean_and_gc(shell_project) -> None:
     shell_project.reset_runs()
     assert shell_project.kolmbuild().returncode == 0
     assert shell_project.runs() == []  # what the current config needs survived gc
+
+
+def test_points_built_at_once_share_the_stages_they_have_in_common(shell_project) -> None:
+    """-j 4 builds four points at once on one engine: count and joined (the same key for all of them)
+    run once, echo once per point, and every point ends with all its outputs."""
+    r = shell_project.kolmbuild("-m", "backend=box-a,box-b", "gates=default,strict", "-j", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["executor"] == {"kind": "threads", "workers": 4}
+    assert [x["status"] for x in summary["runs"]] == ["ok"] * 4
+    assert sorted(shell_project.runs()) == ["count", "echo", "echo", "echo", "echo", "joined"]
+    assert sum("count" in x["ran"] for x in summary["runs"]) == 1  # the others took its run from the cache
+
+
+def test_a_sweep_leaves_the_default_install_alone(shell_project) -> None:
+    from tests.engine.conftest import ARTIFACT, add_pack_rule
+
+    add_pack_rule(shell_project)
+    assert shell_project.kolmbuild().returncode == 0
+    installed = (shell_project.root / ARTIFACT).read_bytes()
+    r = shell_project.kolmbuild("-m", "gates=default,strict", "--json")
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)["runs"]
+    assert [x["artifact"].split("/", 2)[2] for x in runs] == [
+        "01-demo-gates-default/demo-0.1.0.kolm", "02-demo-gates-strict/demo-0.1.0.kolm"]
+    assert (shell_project.root / ARTIFACT).read_bytes() == installed
+    assert sorted(p.name for p in (shell_project.root / "artifacts").iterdir()) == ["demo-0.1.0.kolm"]
+    r = shell_project.kolmbuild("-m", "gates=default,strict", "--out", "x.kolm")
+    assert r.returncode == 2 and "each point's artifact in its own folder" in r.stderr

@@ -13,12 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 PHI = REPO / "examples" / "phi-redactor"
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("phi_generate", PHI / "generate.py")
+def load_example(name: str) -> ModuleType:
+    """examples/phi-redactor/<name>.py as a module (the example folder is no package)."""
+    spec = importlib.util.spec_from_file_location(f"phi_{name}", PHI / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_generator() -> ModuleType:
+    return load_example("generate")
 
 
 def as_examples(rows: list[dict[str, str]], start: int = 0) -> list[Example]:

@@ -23,7 +23,7 @@ def test_phi_pack_is_one_span_recipe_that_verifies(phi: Phi) -> None:
     placeholders = report["recipes"][1]["notes"]["placeholders"]
     assert sorted(placeholders) == ["[DATE]", "[EMAIL]", "[PHONE]", "[SSN]"]
     assert len(phi.pack.drafts) == 0  # recipe-only: no model, no drafts
-    assert len(json.dumps(phi.pack.to_json())) < 4000
+    assert len(json.dumps(phi.pack.to_json())) < 16000  # broad shapes: every format, month names of 7 languages
 
 
 def test_phi_recipes_generalize_to_fresh_sentences(phi: Phi, generator: ModuleType) -> None:

@@ -4,6 +4,7 @@ carries their K-scores, and the report is written beside it and renders offline.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,8 +31,11 @@ def test_two_point_sweep_writes_summary_and_offline_report(tmp_path: Path, chrom
     assert json.loads((sweep / "summary.json").read_text()) == summary
     report = sweep / "report.html"
     html = report.read_text()
-    assert "<script" not in html and html.count('<g class="point">') == 2
+    assert "<script" not in html and len(re.findall(r'<g class="point[ "]', html)) == 2
+    # the same K at the same measured cost ($0 on local-cpu): both runs are on the Pareto front
+    assert html.count('<g class="point front">') == 2
+    assert all(x["cost_usd"] == 0.0 and x["stage_seconds"] > 0 and x["artifact_cid"] for x in runs)
     dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
                           report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count("<circle") >= 2 and "Cost vs K-score" in dom.stdout
+    assert dom.stdout.count("<circle") >= 2 and "Measured cost vs K-score" in dom.stdout

@@ -31,12 +31,14 @@ def test_report_is_self_contained_with_table_and_plots(sweep_dir: Path) -> None:
     assert re.findall(r"""(?:src|href)\s*=""", html) == []
     assert set(re.findall(r"https?://[^\s\"'<>]+", html)) == {"http://www.w3.org/2000/svg"}
     # two scored runs are two points; the refused run is in the table and noted, not plotted
-    assert html.count('<g class="point">') == 2
+    assert len(re.findall(r'<g class="point[ "]', html)) == 2
     assert "1 run without a K-score not plotted" in html
-    assert html.count("<tr class=") == 3 and '<tr class="ok best">' in html
+    assert html.count("<tr class=") == 3 and '<tr class="ok best front">' in html
     assert "#2 runpod K=0.860" in html
     assert "&lt;b&gt;" in html and "<b>\n" not in html  # messages are escaped
-    assert "mean of 1 run" in html and "1 refused" in html
+    assert "refused, never ran" in html
+    # both runs are on the Pareto front: local-cpu is cheaper, runpod has the higher K
+    assert html.count('<g class="point front">') == 2 and 'class="front-line"' in html
     assert not list(sweep_dir.glob(".*tmp"))
 
 
@@ -50,7 +52,7 @@ def test_report_renders_offline_in_headless_chromium(
         [*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count("<circle") >= 2 and "Cost vs K-score" in dom.stdout and 'id="runs"' in dom.stdout
+    assert dom.stdout.count("<circle") >= 2 and "Measured cost vs K-score" in dom.stdout and 'id="runs"' in dom.stdout
 
     shot = tmp_path / "shot.png"
     r = subprocess.run(
@@ -95,7 +97,8 @@ def test_bad_or_missing_sweep_is_exit_2(tmp_path: Path, make_sweep) -> None:
 def test_single_point_and_all_zero_costs(tmp_path: Path, make_sweep, two_runs: list[dict]) -> None:
     run = dict(two_runs[0], cost_usd=0.0)
     html = write_sweep_report(make_sweep(tmp_path, "one", [run])).read_text()
-    assert html.count('<g class="point">') == 1 and "nan" not in html.lower()
+    assert html.count('<g class="point front">') == 1 and "nan" not in html.lower()
+    assert 'class="front-line"' not in html  # one point: no staircase to draw
     html = write_sweep_report(
         make_sweep(tmp_path, "none", [dict(run, status="failed", k_score=None)])
     ).read_text()
@@ -106,3 +109,29 @@ def test_nice_ticks() -> None:
     assert nice_ticks(0, 0.37) == [0.0, 0.1, 0.2, 0.3, 0.4]
     assert nice_ticks(0.76, 0.86)[0] <= 0.76 and nice_ticks(0.76, 0.86)[-1] >= 0.86
     assert nice_ticks(0, 0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_pareto_front_of_measured_costs(tmp_path: Path, make_sweep, two_runs: list[dict]) -> None:
+    """Version 2 rows: a dominated run (dearer and worse) is off the front; a run whose cost is not
+    fully known is never on it; measured build time labels each point."""
+    base = {k: v for k, v in two_runs[0].items()}
+    rows = [
+        dict(base, point=1, backend="local-cpu", k_score=0.80, cost_usd=0.002, compute_cost_usd=0.0,
+             teacher_cost_usd=0.002, stage_seconds=40.0, backend_seconds=40.0),
+        dict(base, point=2, backend="vast", k_score=0.90, cost_usd=0.012, compute_cost_usd=0.01,
+             teacher_cost_usd=0.002, stage_seconds=12.0, backend_seconds=9.5),
+        dict(base, point=3, backend="lambda", k_score=0.85, cost_usd=0.02, compute_cost_usd=0.018,
+             teacher_cost_usd=0.002, stage_seconds=11.0, backend_seconds=8.0),  # dominated by vast
+        dict(base, point=4, backend="together", k_score=0.95, cost_usd=0.002, compute_cost_usd=None,
+             teacher_cost_usd=0.002, cost_known=False, stage_seconds=30.0),  # unknown cost: not comparable
+    ]
+    d = tmp_path / "sweeps" / "v2"
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"kind": "kolm-sweep", "version": 2, "created": "x",
+                                                "complete": False, "spent_usd": 0.036, "runs": rows}))
+    html = write_sweep_report(d).read_text()
+    assert html.count('<g class="point front">') == 2 and html.count('<g class="point">') == 2
+    assert re.findall(r'<tr class="([^"]*)"', html) == ["ok front", "ok front", "ok", "ok best"]
+    assert "#3 · 11.0 s" in html and "built in 12.0 s measured" in html and "9.5 s on vast" in html
+    assert "compute $0.0100 + teacher $0.0020" in html and "0.0020 + ?" in html
+    assert 'id="spent">$0.0360<' in html and "did not finish" in html

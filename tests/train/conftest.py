@@ -19,6 +19,46 @@ LOCAL_CPU = {"name": "local-cpu", "kind": "local", "device": "cpu"}
 MakeCtx = Callable[..., StageContext]
 
 
+def write_colours_project(root: Path, train: str, rows: Sequence[tuple[str, str]]) -> Path:
+    """A project whose one target, colours, builds up to the train stage (``train``: its YAML flow map)."""
+    (root / "conf/task").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "kolmfile.yaml").write_text("pipeline: [train]\ndefaults: {backend: local-cpu}\ntargets:\n  colours:\n    task: colours\n")
+    (root / "conf/task/colours.yaml").write_text(
+        f"name: colours\ndescription: {DESCRIPTION}\nexamples: data/train.jsonl\ntrain: {train}\n")
+    (root / "data/train.jsonl").write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows))
+    return root
+
+
+class RecordingProgress:
+    """The Progress protocol, recording every call: ("start", total), ("advance", amount, loss), ("log", text)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def start(self, description: str, total: float | None = None) -> None:
+        self.events.append(("start", total))
+
+    def advance(self, amount: float = 1.0, **fields: Any) -> None:
+        self.events.append(("advance", amount, fields.get("loss")))
+
+    def log(self, message: str) -> None:
+        self.events.append(("log", message))
+
+
+class CharChatML:
+    """A tokenizer whose tokens are characters, with a ChatML chat template."""
+
+    chat_template: str | None = "chatml"
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], tokenize: bool = True,
+                            add_generation_prompt: bool = False, **_: Any) -> list[int]:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in conversation)
+        if add_generation_prompt:
+            text += "<|im_start|>assistant\n"
+        return [ord(c) for c in text]
+
+
 def _jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -21,7 +21,7 @@ from kolmbuild.train.export_gguf import arch_of, export_lora_gguf
 from kolmbuild.train.settings import settings_from_spec
 from kolmbuild.train.trainer import LoadedBase, TrainData, load_base, run_fingerprint, train_lora
 
-from .conftest import COLOURS, DESCRIPTION, MakeCtx
+from .conftest import COLOURS, DESCRIPTION, MakeCtx, RecordingProgress, write_colours_project
 
 pytestmark = pytest.mark.slow
 SHAPE = ShapeSpec()
@@ -39,20 +39,6 @@ def loaded() -> LoadedBase:
 @pytest.fixture(scope="module")
 def colours(loaded: LoadedBase) -> TrainData:
     return TrainData(tuple(encode_examples(loaded.tokenizer, DESCRIPTION, SHAPE, COLOURS, 256)))
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def start(self, description: str, total: float | None = None) -> None:
-        self.events.append(("start", total))
-
-    def advance(self, amount: float = 1.0, **fields: Any) -> None:
-        self.events.append(("advance", fields.get("loss")))
-
-    def log(self, message: str) -> None:
-        self.events.append(("log", message))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +63,7 @@ def test_loss_falls_and_the_record_is_complete(trained: tuple[Any, Path, Recordi
     assert result.steps == 3 and len(result.losses) == 3 and result.resumed_from == 0
     assert result.losses[-1] < 0.6 * result.losses[0], result.losses
     assert result.final_loss == result.losses[-1]
-    assert progress.events == [("start", 3)] + [("advance", loss) for loss in result.losses]  # a bar with the loss
+    assert progress.events == [("start", 3)] + [("advance", 1, loss) for loss in result.losses]  # a bar with the loss
     assert result.trainable_params == 30 * (8 * (576 + 576) + 8 * (576 + 192))  # r=8 on q_proj and v_proj
     assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     config = json.loads((out / "adapter_config.json").read_text())
@@ -251,15 +237,8 @@ def test_kolmbuild_build_runs_the_train_stage(loaded: LoadedBase, tmp_path: Path
     from kolmbuild.cli.main import cli
 
     monkeypatch.setattr(trainer, "load_base", lambda base, device: loaded)  # one load per module
-    (tmp_path / "conf/task").mkdir(parents=True)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "kolmfile.yaml").write_text("pipeline: [train]\ndefaults: {backend: local-cpu}\ntargets:\n  colours:\n    task: colours\n")
-    (tmp_path / "conf/task/colours.yaml").write_text(
-        f"name: colours\ndescription: {DESCRIPTION}\nexamples: data/train.jsonl\n"
-        "train: {enabled: auto, max_steps: 1, batch_size: 1}\n")
     more = [("black", "NEGRO"), ("yellow", "AMARILLO"), ("pink", "ROSA"), ("grey", "GRIS"), ("orange", "NARANJA")]
-    (tmp_path / "data/train.jsonl").write_text(
-        "".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in [*COLOURS, *more]))
+    write_colours_project(tmp_path, "{enabled: auto, max_steps: 1, batch_size: 1}", [*COLOURS, *more])
 
     first = CliRunner().invoke(cli, ["-C", str(tmp_path), "build", "--json"], catch_exceptions=False)
     assert first.exit_code == 0, first.output

@@ -16,6 +16,8 @@ from kolmbuild.train.losses import answer_logps, dpo_loss, orpo_loss, sft_loss
 from kolmbuild.train.schedule import build_schedule, phase_batches
 from kolmbuild.train.settings import settings_from_spec
 
+from .conftest import CharChatML
+
 # ------------------------------------------------------------------ schedule
 
 
@@ -52,17 +54,6 @@ def test_fit_keeps_the_answer_and_cuts_the_prompt_start() -> None:
 # ------------------------------------------------------------------ masking with a ChatML tokenizer
 
 
-class CharChatML:
-    """A tokenizer whose tokens are characters, with a ChatML chat template."""
-
-    chat_template = "chatml"
-
-    def apply_chat_template(self, conversation: list[dict[str, str]], tokenize: bool = True,
-                            add_generation_prompt: bool = False, **_: Any) -> list[int]:
-        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in conversation)
-        if add_generation_prompt:
-            text += "<|im_start|>assistant\n"
-        return [ord(c) for c in text]
 
 
 def test_only_the_answer_and_its_end_of_turn_carry_loss() -> None:

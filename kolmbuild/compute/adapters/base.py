@@ -15,14 +15,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kolmbuild.compute import signals
 from kolmbuild.compute.detect import Detection, detect
 from kolmbuild.compute.job import Job
-from kolmbuild.compute.ledger import Ledger, Rental
+from kolmbuild.compute.ledger import Bill, Ledger, Rental
 from kolmbuild.compute.quote import Quote, quote
 from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.compute.settings import BackendSettings, settings_for
@@ -116,6 +116,7 @@ class Adapter:
         self.conf: Any = settings_for(spec)  # the adapter's own settings model (kolmbuild.compute.settings)
         self.settings = AdapterSettings.from_conf(self.conf)
         self.workdir = workdir
+        self._tls: Any = None
 
     # ---------------------------------------------------------------- contract
     def detect(self) -> Detection:
@@ -215,6 +216,16 @@ class Adapter:
             raise ComputeError(f"backend {self.spec.name!r}: no base_url in its conf")
         return str(url).rstrip("/")
 
+    def tls(self) -> Any:
+        """The TLS context of this adapter's HTTP calls, made once: loading the CA bundle costs about
+        0.1 s of CPU, which a fresh client per call paid again for every poll (and, with several sweep
+        points renting at once, under one GIL)."""
+        if self._tls is None:
+            import httpx
+
+            self._tls = httpx.create_ssl_context()
+        return self._tls
+
     def hourly_rate(self) -> float:
         return self.spec.pricing.rate_usd if self.spec.pricing.basis == "per-hour" else 0.0
 
@@ -259,6 +270,7 @@ class ProvisionedAdapter(Adapter):
         label = rid
         est = self.quote(job).cost_usd if estimate_usd is None else estimate_usd
         self.token()
+        signals.check_stop(signals.current_stop())  # a sweep stopped meanwhile: rent nothing
         self.ledger.put(Rental(run_id=rid, backend=self.spec.name, state="provisioning", label=label,
                                estimate_usd=est))
         holder: dict[str, Any] = {}
@@ -277,18 +289,14 @@ class ProvisionedAdapter(Adapter):
                     holder["refused"] = str(exc)  # the provider said no: nothing was created
                 raise
             holder["id"] = instance_id
-            # the id goes to the ledger before anything waits for the machine
-            self.ledger.update(rid, instance_id=instance_id, detail=_public(info))
+            # the id goes to the ledger before anything waits for the machine; the meter runs from here
+            self.ledger.update(rid, instance_id=instance_id, detail=_public(info), billed_from=time.time())
             on_progress(f"{self.spec.name}: instance {instance_id} created; waiting until it is reachable")
             ready = self.wait_ready(instance_id, on_progress)
             self.ledger.update(rid, state="running", detail=_public({**info, **ready}))
             code, outputs, tail = self.execute(job, rid, instance_id, ready, on_progress)
-            elapsed = time.monotonic() - started
-            rate = float(ready.get("price_per_hour") or info.get("price_per_hour") or self.hourly_rate())
-            actual = round(elapsed / 3600.0 * rate, 6)
-            self.ledger.update(rid, actual_usd=actual)
-            return RunResult(self.spec.name, rid, code, instance_id, elapsed, est, actual, tuple(outputs),
-                             tuple(tail), {"label": label})
+            result = RunResult(self.spec.name, rid, code, instance_id, time.monotonic() - started, est, None,
+                               tuple(outputs), tuple(tail), {"label": label})
         finally:
             with signals.shield():  # no signal may skip the release below
                 if "refused" in holder:
@@ -300,6 +308,19 @@ class ProvisionedAdapter(Adapter):
                     holder["id"] = self._reconcile(rid, label)
                 if holder["id"] is not None:
                     self.teardown(RunHandle(rid, self.spec.name, holder["id"]))
+                    holder["bill"] = self._bill(rid)  # failed runs are billed too
+        # released: the bill is the ledger's metered time (create → confirmed gone) at the quoted rate
+        bill: Bill | None = holder.get("bill")
+        return replace(result, actual_usd=bill.cost_usd if bill else None,
+                       detail={**result.detail, **({"billed": bill.to_json()} if bill else {})})
+
+    def _bill(self, run_id: str) -> Bill | None:
+        """Write the rental's cost by the ledger (see :meth:`Rental.billed`) as its ``actual_usd``."""
+        rental = self.ledger.get(run_id)
+        bill = rental.billed(self.hourly_rate()) if rental is not None else None
+        if bill is not None and rental is not None and rental.actual_usd != round(bill.cost_usd, 6):
+            self.ledger.update(run_id, actual_usd=round(bill.cost_usd, 6))
+        return bill
 
     def _reconcile(self, run_id: str, label: str) -> str | None:
         """Creation failed or was interrupted: did the provider create it anyway? (list by label)"""
@@ -318,7 +339,9 @@ class ProvisionedAdapter(Adapter):
     def wait_ready(self, instance_id: str, on_progress: OnProgress) -> dict[str, Any]:
         deadline = time.monotonic() + self.settings.ready_timeout_s
         failures = 0
+        stop = signals.current_stop()  # a rental on a worker thread (a sweep point): stop when asked
         while True:
+            signals.check_stop(stop)
             try:
                 status, info = self.instance_status(instance_id)
                 failures = 0
@@ -370,10 +393,16 @@ class ProvisionedAdapter(Adapter):
         transport = self.transport_for(ready)
         stop = threading.Event()
         failure: list[str] = []
+        asked = signals.current_stop()  # on a worker thread: Ctrl+C in the main thread, or the wall-clock limit
+        stopped: list[BaseException] = []
 
         def monitor() -> None:
             fails = 0
             while not stop.wait(self.settings.poll_s):
+                if asked is not None and (err := asked.error()) is not None:
+                    stopped.append(err)
+                    transport.abort()
+                    return
                 try:
                     status, _ = self.instance_status(instance_id)
                     fails = 0
@@ -396,10 +425,14 @@ class ProvisionedAdapter(Adapter):
             try:
                 code = transport.run(job.command, line_relay(job, transport, tail, on_progress))
             except ComputeError:
+                if stopped:
+                    raise stopped[0] from None
                 if failure:  # the monitor cut the connection: say why
                     raise ComputeError(f"{self.spec.name}: {failure[0]}") from None
                 raise
             stop.set()
+            if stopped:
+                raise stopped[0]
             if failure:
                 raise ComputeError(f"{self.spec.name}: {failure[0]}")
             outputs = transport.download(job.outputs, self.output_dir(run_id))
@@ -442,7 +475,7 @@ def http_client(adapter: Adapter, headers: Mapping[str, str]) -> Any:
     import httpx
 
     return httpx.Client(base_url=adapter.base_url(), headers=dict(headers),
-                        timeout=adapter.settings.http_timeout_s)
+                        timeout=adapter.settings.http_timeout_s, verify=adapter.tls())
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:

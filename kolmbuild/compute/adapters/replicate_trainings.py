@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance, redact
+from kolmbuild.compute.adapters.base import ProviderError, RemoteInstance, provider_call, redact
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
 from kolmbuild.errors import ConfigError
@@ -64,10 +64,18 @@ class ReplicateAdapter(ServerlessAdapter):
         t = self._wrap(f"training {job_id}", lambda: self._client().trainings.get(job_id))
         info: dict[str, Any] = {"status": t.status, "output": t.output, "error": t.error,
                                 "log_tail": (t.logs or "").splitlines()[-5:]}
-        metrics = getattr(t, "metrics", None) or {}
-        if isinstance(metrics, dict) and isinstance(metrics.get("predict_time"), (int, float)):
-            info["cost_usd"] = round(metrics["predict_time"] * self.spec.pricing.rate_usd, 6)
-        return _STATES.get(str(t.status), "running"), info
+        state = _STATES.get(str(t.status), "running")
+        if state in ("succeeded", "failed", "cancelled"):
+            # Replicate bills the seconds it reports as metrics.predict_time, at the hardware's
+            # per-second price; the SDK's Training model drops `metrics`, so the record is read as is
+            raw = provider_call(self, {"Authorization": f"Bearer {self.token()}"}, "GET",
+                                f"/v1/trainings/{job_id}", f"training {job_id}")
+            metrics = raw.get("metrics") if isinstance(raw, dict) else None
+            seconds = metrics.get("predict_time") if isinstance(metrics, dict) else None
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
+                info["cost_usd"] = round(seconds * self.spec.pricing.rate_usd, 6)
+                info["cost_source"] = "provider"
+        return state, info
 
     def cancel_job(self, job_id: str) -> None:
         self._wrap(f"cancel {job_id}", lambda: self._client().trainings.cancel(job_id))

@@ -45,6 +45,7 @@ class ServerlessAdapter(Adapter):
         rid = run_id or new_run_id()
         est = self.quote(job).cost_usd if estimate_usd is None else estimate_usd
         self.token()
+        signals.check_stop(signals.current_stop())  # a sweep stopped meanwhile: submit nothing
         self.ledger.put(Rental(run_id=rid, backend=self.spec.name, state="provisioning", label=rid, estimate_usd=est))
         job_id: str | None = None
         state: str = "queued"
@@ -57,7 +58,9 @@ class ServerlessAdapter(Adapter):
             failures = 0
             # past the wait-for-capacity timeout plus three times the quoted duration, give up (and cancel)
             deadline = time.monotonic() + self.settings.ready_timeout_s + 3 * self.quote(job).duration_s
+            stop = signals.current_stop()  # a job started from a worker thread (a sweep point)
             while True:
+                signals.check_stop(stop)
                 try:
                     state, info = self.job_state(job_id)
                     failures = 0
@@ -71,13 +74,14 @@ class ServerlessAdapter(Adapter):
                     raise ComputeError(f"{self.spec.name}: job {job_id} still {state} past its quoted time")
                 time.sleep(self.settings.poll_s)
             outputs = self.collect(job_id, info, self.output_dir(rid)) if state == "succeeded" else []
-            actual = info.get("cost_usd")
-            self.ledger.update(rid, state="released", actual_usd=actual, note=f"job {state}")
+            actual = info.get("cost_usd")  # the provider's own figure, when its API reports one
+            self.ledger.update(rid, state="released", actual_usd=actual, released_at=time.time(), note=f"job {state}")
             tail = tuple(str(x) for x in info.get("log_tail", ()))
             if state != "succeeded":
                 tail += (f"{self.spec.name}: job {job_id} {state}: {info.get('error') or ''}".rstrip(": "),)
             return RunResult(self.spec.name, rid, 0 if state == "succeeded" else 1, job_id,
-                             time.monotonic() - started, est, actual, tuple(outputs), tail)
+                             time.monotonic() - started, est, actual, tuple(outputs), tail,
+                             {"cost_source": "provider"} if actual is not None else {})
         finally:
             with signals.shield():  # no signal may skip the cancel below
                 if job_id is None:

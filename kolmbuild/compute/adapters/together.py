@@ -17,6 +17,7 @@ from kolmbuild.compute.adapters.base import (
 from kolmbuild.compute.adapters.serverless import JobState, ServerlessAdapter
 from kolmbuild.compute.job import Job
 
+NANODOLLARS_PER_USD = 1_000_000_000
 _STATES: dict[str, JobState] = {
     "pending": "queued", "queued": "queued", "running": "running", "compressing": "running",
     "uploading": "running", "cancel_requested": "running", "cancelled": "cancelled",
@@ -74,6 +75,10 @@ class TogetherAdapter(ServerlessAdapter):
         raw = str(ft.get("status", ""))
         info: dict[str, Any] = {"status": raw, "output_name": ft.get("output_name"),
                                 "log_tail": [e.get("message", "") for e in (ft.get("events") or [])[-5:]]}
+        price = ft.get("total_price")  # what Together charged, in nanodollars (its SDK's finetune_price_to_dollars)
+        if isinstance(price, (int, float)) and not isinstance(price, bool) and price >= 0:
+            info["cost_usd"] = round(price / NANODOLLARS_PER_USD, 6)
+            info["cost_source"] = "provider"
         return _STATES.get(raw, "running"), info
 
     def collect(self, job_id: str, info: dict[str, Any], dest: Path) -> list[Path]:
