@@ -222,7 +222,7 @@ class Engine:
                 if self.store.fetch(cid):
                     fetched += 1
             except CorruptObject:
-                self.runs.drop_runs_using({cid}, pulled_only=True)
+                sync.forget_unfetchable({cid}, [])
             if progress is not None:
                 progress.advance(1)
         for pl in planners:  # a record whose object the remote could not supply is stale again
@@ -514,7 +514,7 @@ class Engine:
         rec = st.planner.record_for(key)
         if rec is None and self.sync is not None:
             try:
-                rec = self.sync.lookup(st.composed.name, rule, key, doc)
+                rec = self.sync.lookup(st.planner, rule, key, doc)
             except Exception as exc:  # --remote-required and the remote went down
                 st.error = st.error or exc
                 return False

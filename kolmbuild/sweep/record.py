@@ -62,6 +62,8 @@ def point_record(point: SweepPoint, outcome: TargetOutcome, backend: BackendSpec
         "gates": outcome.gates,
         "status": _status(outcome),
         "ran": list(outcome.ran),
+        "pulled": list(outcome.pulled),  # from the remote stage cache
+        "pushed": list(outcome.pushed),
         "duration_s": round(outcome.duration_s, 3),
         "stage_seconds": round(sum(r.duration_s for r in receipts.values()), 3),
         "backend_seconds": round(m.duration_s, 3) if m is not None else 0.0,
