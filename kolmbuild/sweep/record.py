@@ -12,6 +12,9 @@ Measured values only, each saying where it comes from:
   + ``teacher_cost_usd`` (what the teacher's labels cost when they were bought). ``cost_known`` is
   false when a part has no measured figure (a per-token backend that reported no cost);
 * ``spent_usd``: what this sweep paid for this point (only the stages that ran now).
+
+``ran``, ``pulled`` and ``pushed`` name the stages this point ran here, took from the remote stage
+cache, and pushed to it (a stage two points share is run or pulled by one of them only).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def point_record(point: SweepPoint, outcome: TargetOutcome, backend: BackendSpec
         "gates": outcome.gates,
         "status": _status(outcome),
         "ran": list(outcome.ran),
-        "pulled": list(outcome.pulled),  # from the remote stage cache
+        "pulled": list(outcome.pulled),
         "pushed": list(outcome.pushed),
         "duration_s": round(outcome.duration_s, 3),
         "stage_seconds": round(sum(r.duration_s for r in receipts.values()), 3),
