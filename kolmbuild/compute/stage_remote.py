@@ -306,7 +306,7 @@ def run_remote(ctx: StageContext, spec: RuleSpec, config: TargetConfig, staging:
     shipped = replace(job.with_payload(command, files, (wire.OUT_DIR, wire.RESULT)), checkpoints=sink)
     lines = RemoteLines(ctx.progress)
     relay = BootstrapLines(lines)
-    ctx.progress.log(f"{ctx.stage}: running on {backend.name} (run {run_id})")
+    ctx.progress.log(f"running on {backend.name} (run {run_id})")
     limit = wall_clock_limit(q, adapter.hourly_rate(), config.budget.usd, conf.run_limit_slack)
     try:
         result = run_rental(adapter, shipped, relay, run_id=run_id, estimate_usd=q.cost_usd, limit_s=limit)
