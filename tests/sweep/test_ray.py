@@ -1,0 +1,187 @@
+"""Sweep points on a real Ray cluster: `ray start --head --num-cpus 2`, in namespaces of the test's own.
+
+The head, its workers and the sweep run in a network namespace whose only interface is loopback (see
+tests/sweep/raycluster.py); the remote cache is a folder both sides reach. The workers have their own
+kolmbuild config folder with a signing key made for the test (the "cluster key"); the coordinator has
+another, and trusts the cluster key through the project's cache.trust. The project is the real PHI
+pipeline (ingest … package, a signed .kolm).
+
+Proven here: a 2-point sweep built on Ray leaves 2 artifacts byte-identical to the same points built
+locally (with the cluster's key, as signatures are part of the bytes), the coordinator runs no stage
+(its cache holds nothing but the two artifacts it pulled), and summary.json names the executor and
+the worker node; an untrusted cluster key, or no remote cache, is refused with exit 2 before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kolmbuild.artifact import verify_artifact
+from kolmbuild.artifact.keys import generate_keypair
+from kolmbuild.hashing.files import file_cid
+from tests.conftest import REPO
+from tests.sweep.conftest import TOKENS, kolmbuild, phi_project
+from tests.sweep.raycluster import RayCluster, missing_tools
+
+pytestmark = pytest.mark.timeout(900)  # the module's Ray head starts in the first test (20-60 s here)
+
+EPOCH = "1700000000"  # SOURCE_DATE_EPOCH: bit-for-bit builds (measured times left out of the manifest)
+SWEEP = ("-m", "gates=default,strict")
+POINTS = ["01-phi-redactor-gates-default", "02-phi-redactor-gates-strict"]
+ARTIFACT = "phi-redactor-0.1.0.kolm"
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in TOKENS and not k.startswith(("KOLM_", "RAY_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    return env
+
+
+@dataclass
+class Cluster:
+    ray: RayCluster
+    worker_config: Path  # the workers' kolmbuild config folder: keys/kolm-signing.pem is the cluster key
+
+    @property
+    def public_key(self) -> Path:
+        return self.worker_config / "keys" / "kolm-signing.pub"
+
+    def sweep(self, root: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """``kolmbuild -m …`` on this cluster, run inside its namespace as the coordinator."""
+        env = {**_base_env(), "KOLM_CONFIG_DIR": str(config), "KOLM_STATE_DIR": str(config / "state"),
+               "SOURCE_DATE_EPOCH": EPOCH}
+        return self.ray.run([sys.executable, "-m", "kolmbuild", "-C", str(root), *SWEEP, "--executor", "ray",
+                             "--ray-address", self.ray.address, "--json", *args], env)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    gone = missing_tools()
+    if gone:  # under CI=true tests/conftest.py turns this skip into a failure
+        pytest.skip(f"a namespaced Ray cluster needs {', '.join(gone)} (util-linux, iproute2, `pip install ray`)")
+    base = tmp_path_factory.mktemp("ray-cluster")
+    worker_config = base / "worker-config"
+    generate_keypair(worker_config / "keys")  # the cluster key, made for this test
+    env = {**_base_env(), "KOLM_CONFIG_DIR": str(worker_config), "KOLM_STATE_DIR": str(base / "worker-state")}
+    with RayCluster(env, num_cpus=2) as ray:
+        yield Cluster(ray, worker_config)
+
+
+def _project(root: Path, trust: Path | None) -> Path:
+    phi_project(root, remote_train=False)
+    if trust is not None:  # the repository commits the cluster's public key and lists it in cache.trust
+        (root / "keys").mkdir()
+        shutil.copy(trust, root / "keys" / "cluster.pub")
+        kf = root / "kolmfile.yaml"
+        doc = yaml.safe_load(kf.read_text())
+        doc["cache"] = {"trust": ["keys/cluster.pub"]}
+        kf.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return root
+
+
+def _summary(r: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-4000:]
+    return json.loads(r.stdout)
+
+
+def _artifacts(root: Path) -> dict[str, bytes]:
+    [sweep] = (root / "sweeps").iterdir()
+    return {p.parent.name: p.read_bytes() for p in sorted(sweep.glob(f"*/{ARTIFACT}"))}
+
+
+def test_two_points_on_ray_land_here_byte_identical_to_local_builds(cluster: Cluster, tmp_path: Path) -> None:
+    root = _project(tmp_path / "proj", trust=cluster.public_key)
+    remote = tmp_path / "remote"
+    summary = _summary(cluster.sweep(root, tmp_path / "coordinator-config", "--remote", str(remote)))
+
+    assert summary["executor"]["kind"] == "ray" and summary["executor"]["nodes"] == 1
+    assert summary["executor"]["cpus"] == 2.0
+    runs = summary["runs"]
+    assert [r["name"] for r in runs] == POINTS and [r["status"] for r in runs] == ["ok", "ok"]
+    for r in runs:  # built on the Ray worker: its node, the stages it ran
+        assert r["executor"] == "ray"
+        assert r["worker"]["host"] and len(r["worker"]["node_id"]) == 56, r["worker"]
+        assert "package" in r["ran"] and "evaluate" in r["ran"], r
+        assert r["k_score"] == 1.0
+    assert len({r["worker"]["node_id"] for r in runs}) == 1  # one node: the test's head
+
+    # the coordinator built nothing: its cache holds the two artifacts it took from the remote, no other object
+    objects = {p.name for p in (root / "cache" / "objects").rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert objects == {r["artifact_cid"] for r in runs}
+    got = _artifacts(root)
+    assert sorted(got) == POINTS and got[POINTS[0]] != got[POINTS[1]]
+    for r in runs:
+        art = root / r["artifact"]
+        assert str(file_cid(art)) == r["artifact_cid"]
+        assert verify_artifact(art, pubkey=cluster.public_key).ok  # signed by the worker, with the cluster key
+    assert not (root / "artifacts").exists()  # a sweep leaves the default install path alone
+
+    # the same points built locally (no Ray, no remote), signed with the cluster's key: the same bytes
+    ref = _project(tmp_path / "reference", trust=None)
+    ref_config = tmp_path / "reference-config"
+    shutil.copytree(cluster.worker_config, ref_config)
+    local = kolmbuild(ref, *SWEEP, "--json", env={"KOLM_CONFIG_DIR": str(ref_config), "SOURCE_DATE_EPOCH": EPOCH,
+                                                  "KOLM_STATE_DIR": str(ref_config / "state")})
+    assert [r["executor"] for r in _summary(local)["runs"]] == ["serial", "serial"]
+    assert _artifacts(ref) == got
+
+
+def test_workers_whose_key_is_not_trusted_are_refused_before_anything_is_written(cluster: Cluster,
+                                                                                    tmp_path: Path) -> None:
+    root = _project(tmp_path / "proj", trust=None)  # the coordinator does not trust the cluster key
+    remote = tmp_path / "remote"
+    r = cluster.sweep(root, tmp_path / "coordinator-config", "--remote", str(remote))
+    assert r.returncode == 2, r.stderr[-3000:]
+    fingerprint = subprocess.run(  # the message names the key, so the user knows which .pub to add
+        [sys.executable, "-c", "import sys; from kolmbuild.artifact.keys import load_public_key, fingerprint; "
+                               "print(fingerprint(load_public_key(__import__('pathlib').Path(sys.argv[1]))))",
+         str(cluster.public_key)], capture_output=True, text=True, env=_base_env(), check=True).stdout.strip()
+    assert "does not trust" in r.stderr and fingerprint[:16] in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    assert not (root / "sweeps").exists() and not (remote / "runs").exists()
+
+
+def test_without_a_remote_cache_the_ray_executor_is_refused(tmp_path: Path) -> None:
+    root = _project(tmp_path / "proj", trust=None)
+    # nothing listens at port 9: the refusal comes before any connection is tried
+    r = kolmbuild(root, *SWEEP, "--executor", "ray", "--ray-address", "127.0.0.1:9")
+    assert r.returncode == 2
+    assert "the ray executor needs a remote cache" in r.stderr and "--remote URL" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (root / "sweeps").exists()
+
+
+@pytest.mark.parametrize(("executor", "args", "says"), [
+    ({"kind": "rya"}, (), "executor.kind: Input should be 'local' or 'ray'"),
+    ({"kind": "ray", "address": "local"}, (), "executor.address: Value error, expected HOST:PORT"),
+    ({"kind": "ray", "adress": "h:1"}, (), "executor.adress: unknown key"),
+    ({"kind": "ray"}, (), "the ray executor needs the address of a running Ray cluster"),
+    ({}, ("--ray-address", "nowhere"), "--ray-address: expected HOST:PORT, ray://HOST:PORT or auto, got 'nowhere'"),
+    ({}, ("--executor", "local", "--ray-address", "h:1"), "goes with --executor ray"),
+])
+def test_bad_executor_settings_exit_2_naming_them(tmp_path: Path, executor: dict[str, Any], args: tuple[str, ...],
+                                                 says: str) -> None:
+    root = _project(tmp_path / "proj", trust=None)
+    if executor:
+        kf = root / "kolmfile.yaml"
+        kf.write_text(kf.read_text() + yaml.safe_dump({"executor": executor}))
+    r = kolmbuild(root, *SWEEP, *args)
+    assert r.returncode == 2 and says in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (root / "sweeps").exists()
+
+
+def test_ray_flags_without_a_sweep_are_refused(tmp_path: Path) -> None:
+    root = _project(tmp_path / "proj", trust=None)
+    r = kolmbuild(root, "--executor", "ray", "--ray-address", "127.0.0.1:9")
+    assert r.returncode == 2 and "use them with -m" in r.stderr, r.stderr
