@@ -52,7 +52,8 @@ from kolmbuild.remote.storage import display_url
 from kolmbuild.sweep import ray_worker
 from kolmbuild.sweep.base import SweepJob, Where, interrupted
 from kolmbuild.sweep.points import SweepPoint
-from kolmbuild.sweep.ray_worker import PointJob, WorkerReport
+from kolmbuild.sweep.ray_worker import WorkerReport
+from kolmbuild.sweep.worker_build import PointJob
 
 R = TypeVar("R")
 

@@ -34,7 +34,7 @@ from kolmbuild.errors import BuildFailed, KolmError
 from kolmbuild.report import write_sweep_report
 from kolmbuild.sweep.base import PointExecutor, PointRunner, SweepJob, Where
 from kolmbuild.sweep.executor import executor_for
-from kolmbuild.sweep.points import SweepPoint, sweep_points
+from kolmbuild.sweep.points import SweepPoint, placed, sweep_points
 from kolmbuild.sweep.record import point_record
 from kolmbuild.sweep.ui import PointLabels
 
@@ -76,13 +76,6 @@ def new_sweep_folder(sweeps: Path) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"{sweeps}: cannot make a new sweep folder")
-
-
-def _placed(composed: ComposedTarget, folder: Path) -> ComposedTarget:
-    """``composed`` installing into ``folder`` under its usual file name. The install path is not
-    part of any stage's key (the artifact's bytes do not depend on it)."""
-    name = Path(composed.config.out_path()).name
-    return replace(composed, config=composed.config.model_copy(update={"out": str(folder / name)}))
 
 
 def _summary(points: int, runner: PointRunner, runs: list[dict[str, Any]], started: float, created: str,
@@ -140,7 +133,7 @@ def run_sweep(engine: Engine, targets: Sequence[str], overrides: Sequence[str],
             for p in points:  # each point installs into its own folder
                 target = composed[p.index]
                 if isinstance(target, ComposedTarget):
-                    composed[p.index] = _placed(target, folder / p.name)
+                    composed[p.index] = placed(target, folder / p.name)
             results = _run_points(engine, runner, points, composed, per_point, install, labels, folder,
                                   started, created)
     summary = _summary(len(points), runner, [r.record for r in results], started, created, True)
