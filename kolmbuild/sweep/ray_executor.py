@@ -32,8 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -285,28 +284,13 @@ class RaySession:
                       duration_s=report.duration_s)
         return where if report.ok else replace(where, error=_report_error(report))
 
-    @contextmanager
-    def _cancelling(self, pending: dict[Any, SweepPoint], build: Callable[[SweepPoint, Where], R],
-                    done: Callable[[R], None]) -> Iterator[None]:
-        """On a signal (or any error): cancel the points' tasks (a cancelled build is interrupted and
-        releases what it rented), wait for them, record them as failed."""
-        try:
-            with signals.trap():
-                yield
-        except BaseException as exc:
-            told = interrupted(exc)
-            for ref in pending:
-                ray.cancel(ref)
-            if pending:
-                ray.wait(list(pending), num_returns=len(pending), timeout=ray_worker.STOP_GRACE_S + 10)
-            for p in pending.values():
-                try:
-                    done(build(p, Where(self.kind, "?", elsewhere=True, error=told)))
-                except Exception:  # noqa: BLE001  (the interrupt is what the caller must see)
-                    pass
-            if isinstance(exc, (signals.Interrupted, KeyboardInterrupt)):
-                raise told from None
-            raise
+    def _cancel(self, pending: dict[Any, SweepPoint]) -> None:
+        """Cancel the points' tasks (a cancelled build is interrupted and releases what it rented; a
+        queued one never starts) and wait for them to end."""
+        for ref in pending:
+            ray.cancel(ref)
+        if pending:
+            ray.wait(list(pending), num_returns=len(pending), timeout=ray_worker.STOP_GRACE_S + 10)
 
     def run(self, points: Sequence[SweepPoint], build: Callable[[SweepPoint, Where], R],
             done: Callable[[R], None]) -> list[R]:
@@ -318,19 +302,35 @@ class RaySession:
             results[p.index] = build(p, where)
             done(results[p.index])
 
-        with self._cancelling(pending, build, done):
-            for p in points:
-                job, target = self.jobs.get(p.index), self.job.targets.get(p.index)
-                if p.index in self.unplaced:
-                    finish(p, Where(self.kind, "?", error=self.unplaced[p.index]))
-                elif job is None or not isinstance(target, ComposedTarget) or self._settled(target):
-                    finish(p, Where.here(self.kind))  # not composed (build says why), or built already
-                else:  # max_retries=0: a retried point could rent a second machine; a rerun uses the cache
-                    pending[task.options(**self.needs[p.index], max_retries=0, name=f"kolm {p.name}")
-                            .remote(job)] = p
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # a second: signals get through
-                for ref in ready:
-                    finish(pending[ref], self._where(ref, pending[ref]))
-                    del pending[ref]
+        # SIGINT/SIGTERM are only noted while Ray's calls run (an exception raised inside one leaves its
+        # client broken) and acted on between them; a second one cannot cut the cancelling short.
+        with signals.shield() as received:
+            try:
+                for p in points:
+                    job, target = self.jobs.get(p.index), self.job.targets.get(p.index)
+                    if p.index in self.unplaced:
+                        finish(p, Where(self.kind, "?", error=self.unplaced[p.index]))
+                    elif job is None or not isinstance(target, ComposedTarget) or self._settled(target):
+                        finish(p, Where.here(self.kind))  # not composed (build says why), or built already
+                    else:  # max_retries=0: a retried point could rent a second machine; a rerun uses the cache
+                        pending[task.options(**self.needs[p.index], max_retries=0, name=f"kolm {p.name}")
+                                .remote(job)] = p
+                while pending:
+                    if received:
+                        raise signals.Interrupted(received[0])
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                    for ref in ready:
+                        finish(pending[ref], self._where(ref, pending[ref]))
+                        del pending[ref]
+            except BaseException as exc:
+                told = interrupted(exc)
+                self._cancel(pending)
+                for p in pending.values():  # recorded as failed; nothing of them is taken from the cache
+                    try:
+                        done(build(p, Where(self.kind, "?", elsewhere=True, error=told)))
+                    except Exception:  # noqa: BLE001  (the interrupt is what the caller must see)
+                        pass
+                if isinstance(exc, (signals.Interrupted, KeyboardInterrupt)):
+                    raise told from None
+                raise
         return [results[p.index] for p in points]

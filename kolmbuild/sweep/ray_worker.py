@@ -105,7 +105,12 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, deque[str
     relay = threading.Thread(target=_relay, args=(child.stderr, tail), daemon=True)
     relay.start()
     try:
-        rc = child.wait()
+        while True:  # a timed wait: Ray's cancel sets a KeyboardInterrupt that only Python code notices
+            try:
+                rc = child.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     except BaseException:  # cancelled (ray.cancel raises KeyboardInterrupt here): stop the build, let it release
         child.send_signal(signal.SIGINT)
         try:

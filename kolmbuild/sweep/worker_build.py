@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -112,6 +113,9 @@ def build_here(job: PointJob, root: Path, ui: BuildUI) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m kolmbuild.sweep.worker_build JOB.json RESULT.json`` (run by :func:`build_point`)."""
     job_file, result_file = (sys.argv[1:] if argv is None else argv)
+    # a Ray worker blocks SIGINT, and its children inherit the mask: the build must stop on one (a cancelled point)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job = PointJob.from_json(json.loads(Path(job_file).read_text()))
     ui = BuildUI()
     try:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from kolmbuild.artifact import verify_artifact
 from kolmbuild.artifact.keys import generate_keypair
 from kolmbuild.hashing.files import file_cid
 from tests.conftest import REPO
-from tests.sweep.conftest import TOKENS, kolmbuild, phi_project
+from tests.sweep.conftest import TOKENS, WaitProject, kolmbuild, phi_project
 from tests.sweep.raycluster import RayCluster, missing_tools
 
 pytestmark = pytest.mark.timeout(900)  # the module's Ray head starts in the first test (20-60 s here)
@@ -58,12 +60,18 @@ class Cluster:
     def public_key(self) -> Path:
         return self.worker_config / "keys" / "kolm-signing.pub"
 
+    def sweep_command(self, root: Path, *args: str) -> list[str]:
+        return [sys.executable, "-m", "kolmbuild", "-C", str(root), "--executor", "ray", "--ray-address",
+                self.ray.address, "--json", *args]
+
     def sweep(self, root: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         """``kolmbuild -m …`` on this cluster, run inside its namespace as the coordinator."""
-        env = {**_base_env(), "KOLM_CONFIG_DIR": str(config), "KOLM_STATE_DIR": str(config / "state"),
-               "SOURCE_DATE_EPOCH": EPOCH}
-        return self.ray.run([sys.executable, "-m", "kolmbuild", "-C", str(root), *SWEEP, "--executor", "ray",
-                             "--ray-address", self.ray.address, "--json", *args], env)
+        return self.ray.run(self.sweep_command(root, *SWEEP, *args), _coordinator_env(config))
+
+
+def _coordinator_env(config: Path, **more: str) -> dict[str, str]:
+    return {**_base_env(), "KOLM_CONFIG_DIR": str(config), "KOLM_STATE_DIR": str(config / "state"),
+            "SOURCE_DATE_EPOCH": EPOCH, **more}
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +89,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def _project(root: Path, trust: Path | None) -> Path:
     phi_project(root, remote_train=False)
-    if trust is not None:  # the repository commits the cluster's public key and lists it in cache.trust
-        (root / "keys").mkdir()
-        shutil.copy(trust, root / "keys" / "cluster.pub")
-        kf = root / "kolmfile.yaml"
-        doc = yaml.safe_load(kf.read_text())
-        doc["cache"] = {"trust": ["keys/cluster.pub"]}
-        kf.write_text(yaml.safe_dump(doc, sort_keys=False))
+    if trust is not None:
+        _trust(root, trust)
     return root
+
+
+def _trust(root: Path, trust: Path) -> None:
+    """The repository commits the cluster's public key and lists it in cache.trust."""
+    (root / "keys").mkdir()
+    shutil.copy(trust, root / "keys" / "cluster.pub")
+    kf = root / "kolmfile.yaml"
+    doc = yaml.safe_load(kf.read_text())
+    doc["cache"] = {"trust": ["keys/cluster.pub"]}
+    kf.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _summary(r: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -151,6 +164,52 @@ def test_workers_whose_key_is_not_trusted_are_refused_before_anything_is_written
     assert "does not trust" in r.stderr and fingerprint[:16] in r.stderr, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
     assert not (root / "sweeps").exists() and not (remote / "runs").exists()
+
+
+def _child(pid: int, timeout_s: float = 30.0) -> int:
+    """The process ``nsenter`` forked into the namespaces (the coordinator), as this machine numbers it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if kids and Path(f"/proc/{kids[0]}/cmdline").read_bytes().startswith(sys.executable.encode()):
+            return int(kids[0])  # the fork has exec'd the coordinator
+        time.sleep(0.05)
+    raise AssertionError("nsenter started no coordinator")
+
+
+def test_ctrl_c_cancels_the_points_on_the_workers_and_starts_no_further_one(cluster: Cluster, tmp_path: Path) -> None:
+    """Two points build on the two CPUs (their stage sleeps), a third waits for one. SIGINT on the
+    coordinator cancels their tasks: the workers' builds are interrupted (and would release what they
+    rented), the third never starts, the sweep exits 130 with a summary that says it did not finish."""
+    wait = WaitProject(tmp_path / "proj")
+    _trust(wait.root, cluster.public_key)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = _coordinator_env(tmp_path / "coordinator-config", SWEEP_SLEEP="300", SWEEP_MARK=str(marks))
+    cmd = cluster.sweep_command(wait.root, "-m", "task.description=a,b,c", "--remote", str(tmp_path / "remote"))
+    proc = subprocess.Popen(cluster.ray.command(cmd), env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        coordinator = _child(proc.pid)
+        deadline = time.monotonic() + 180
+        while len(list(marks.iterdir())) < 2:  # two far builds are sleeping in their stage
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        os.kill(coordinator, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "the sweep was stopped" in err and "Traceback" not in err, err[-3000:]
+    assert sorted(m.name for m in marks.iterdir()) == ["a", "b"]  # c never started
+    for mark in marks.iterdir():  # the builds were stopped (their pids are the namespace's)
+        alive = cluster.ray.run(["kill", "-0", mark.read_text()], env=_base_env())
+        assert alive.returncode != 0, f"the build of point {mark.name} still runs"
+    [summary_path] = (wait.root / "sweeps").glob("*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["complete"] is False and summary["executor"]["kind"] == "ray"
+    assert [r["status"] for r in summary["runs"]] == ["failed"] * 3
 
 
 def test_without_a_remote_cache_the_ray_executor_is_refused(tmp_path: Path) -> None:
