@@ -259,7 +259,7 @@ def check_ray_address(value: str) -> str:
     text = value.strip()
     m = _RAY_ADDRESS.fullmatch(text)
     if text != "auto" and (m is None or not 0 < int(text.rsplit(":", 1)[1]) < 65536):
-        raise ValueError(f"expected HOST:PORT, ray://HOST:PORT or auto, got {value!r}")
+        raise ValueError("expected HOST:PORT, ray://HOST:PORT or auto")
     return text
 
 

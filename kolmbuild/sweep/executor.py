@@ -143,7 +143,7 @@ def _checked(fields: dict[str, Any], source: str) -> ExecutorSpec:
         spec = ExecutorSpec.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"{source}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{source}: {first['msg'].removeprefix('Value error, ')} (got {first['input']!r})") from None
     if spec.kind == "ray" and spec.address is None:
         raise ConfigError("the ray executor needs the address of a running Ray cluster",
                           hint="pass --ray-address HOST:PORT (as `ray start --head` prints it), set "

@@ -28,10 +28,30 @@ PORT = 6379  # the namespace's own port space: nothing else listens there
 TOOLS = ("unshare", "nsenter", "ip")
 
 
+def _tool(name: str) -> str:
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or name
+
+
 def missing_tools() -> list[str]:
     """What this machine lacks to run a namespaced cluster (util-linux, iproute2, the ray CLI)."""
-    gone = [t for t in TOOLS if shutil.which(t, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None]
+    gone = [t for t in TOOLS if _tool(t) == t]  # not found: the bare name came back
     return gone + ([] if RAY.is_file() else [str(RAY)])
+
+
+def in_namespaces(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` as the first process of new user, network (loopback only) and PID namespaces: when it
+    ends, the kernel ends every process it left in them."""
+    return ["unshare", "-rnpf", "--mount-proc", "--kill-child", "sh", "-c",
+            f'{_tool("ip")} link set lo up && exec "$0" "$@"', *cmd]
+
+
+def head_command(num_cpus: int, temp: Path, *, block: bool) -> list[str]:
+    """``ray start --head`` on 127.0.0.1:PORT with ``num_cpus`` CPUs, no GPU, no dashboard, a small
+    object store (the sweep ships only small results through it), its files under ``temp``."""
+    return [str(RAY), "start", "--head", *(["--block"] if block else []), "--num-cpus", str(num_cpus),
+            "--num-gpus", "0", "--node-ip-address", "127.0.0.1", "--port", str(PORT), "--include-dashboard",
+            "false", "--disable-usage-stats", "--object-store-memory", str(200 * 1024 * 1024),
+            "--temp-dir", str(temp)]
 
 
 class RayCluster:
@@ -50,20 +70,12 @@ class RayCluster:
     def address(self) -> str:
         return f"127.0.0.1:{PORT}"
 
-    def _ip(self) -> str:
-        return shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or "ip"
-
     def start(self, timeout_s: float = 300.0) -> RayCluster:
-        head = [str(RAY), "start", "--head", "--block", "--num-cpus", str(self.num_cpus), "--num-gpus", "0",
-                "--node-ip-address", "127.0.0.1", "--port", str(PORT), "--include-dashboard", "false",
-                "--disable-usage-stats", "--object-store-memory", str(200 * 1024 * 1024),
-                "--temp-dir", str(self.temp / "ray")]
         env = {**self.env, "RAY_USAGE_STATS_ENABLED": "0"}
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                ["unshare", "-rnpf", "--mount-proc", "--kill-child", "sh", "-c",
-                 f'{self._ip()} link set lo up && exec "$0" "$@"', *head],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(in_namespaces(head_command(self.num_cpus, self.temp / "ray", block=True)),
+                                         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace")

@@ -223,10 +223,12 @@ def test_without_a_remote_cache_the_ray_executor_is_refused(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("executor", "args", "says"), [
     ({"kind": "rya"}, (), "executor.kind: Input should be 'local' or 'ray'"),
-    ({"kind": "ray", "address": "local"}, (), "executor.address: Value error, expected HOST:PORT"),
+    ({"kind": "ray", "address": "local"}, (), "executor.address: Value error, expected HOST:PORT, ray://HOST:PORT "
+                                              "or auto (got 'local')"),
     ({"kind": "ray", "adress": "h:1"}, (), "executor.adress: unknown key"),
     ({"kind": "ray"}, (), "the ray executor needs the address of a running Ray cluster"),
-    ({}, ("--ray-address", "nowhere"), "--ray-address: expected HOST:PORT, ray://HOST:PORT or auto, got 'nowhere'"),
+    ({}, ("--ray-address", "nowhere"), "--ray-address: expected HOST:PORT, ray://HOST:PORT or auto (got 'nowhere')"),
+    ({}, ("--ray-address", "h:70000"), "--ray-address: expected HOST:PORT"),
     ({}, ("--executor", "local", "--ray-address", "h:1"), "goes with --executor ray"),
 ])
 def test_bad_executor_settings_exit_2_naming_them(tmp_path: Path, executor: dict[str, Any], args: tuple[str, ...],
@@ -244,3 +246,15 @@ def test_ray_flags_without_a_sweep_are_refused(tmp_path: Path) -> None:
     root = _project(tmp_path / "proj", trust=None)
     r = kolmbuild(root, "--executor", "ray", "--ray-address", "127.0.0.1:9")
     assert r.returncode == 2 and "use them with -m" in r.stderr, r.stderr
+
+
+def test_the_kolmfile_executor_takes_its_address_from_ray_address(tmp_path: Path) -> None:
+    root = _project(tmp_path / "proj", trust=None)
+    kf = root / "kolmfile.yaml"
+    kf.write_text(kf.read_text() + yaml.safe_dump({"executor": {"kind": "ray"}}))
+    bad = kolmbuild(root, *SWEEP, env={"RAY_ADDRESS": "nowhere"})
+    assert bad.returncode == 2 and "RAY_ADDRESS: expected HOST:PORT" in bad.stderr, bad.stderr
+    ok = kolmbuild(root, *SWEEP, env={"RAY_ADDRESS": "127.0.0.1:9"})  # accepted; then the missing remote is said
+    assert ok.returncode == 2 and "the ray executor needs a remote cache" in ok.stderr, ok.stderr
+    local = kolmbuild(root, *SWEEP, "--executor", "local", "--json", env={"RAY_ADDRESS": "nowhere"})
+    assert [r["executor"] for r in _summary(local)["runs"]] == ["serial", "serial"]  # the flag wins
