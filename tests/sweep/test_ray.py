@@ -258,3 +258,41 @@ def test_the_kolmfile_executor_takes_its_address_from_ray_address(tmp_path: Path
     assert ok.returncode == 2 and "the ray executor needs a remote cache" in ok.stderr, ok.stderr
     local = kolmbuild(root, *SWEEP, "--executor", "local", "--json", env={"RAY_ADDRESS": "nowhere"})
     assert [r["executor"] for r in _summary(local)["runs"]] == ["serial", "serial"]  # the flag wins
+
+
+def _backend(name: str) -> Any:
+    from kolmbuild.config.models import BackendSpec
+    from kolmbuild.resources import builtin_dir
+
+    return BackendSpec.model_validate(yaml.safe_load((builtin_dir("conf") / "backend" / f"{name}.yaml").read_text()))
+
+
+def test_each_point_asks_ray_for_what_its_backend_needs() -> None:
+    from kolmbuild.sweep.ray_executor import _offers, resources
+
+    assert resources(_backend("local-cpu"), 1) == {"num_cpus": 1}
+    assert resources(_backend("local-cpu"), 4) == {"num_cpus": 4}  # -j: the point's stage threads
+    assert resources(_backend("local-cuda"), 1) == {"num_cpus": 1, "num_gpus": 1}
+    assert resources(_backend("local-rocm"), 1) == {"num_cpus": 1, "num_gpus": 1}
+    assert resources(_backend("local-mps"), 1) == {"num_cpus": 1, "resources": {"mps": 1}}
+    assert resources(_backend("vast"), 1) == {"num_cpus": 1}  # the GPU is rented; the worker only waits
+    assert resources(_backend("remote-ssh"), 2) == {"num_cpus": 2}
+    cpu_node, gpu_node = {"CPU": 2.0, "memory": 1e9}, {"CPU": 8.0, "GPU": 1.0}
+    assert _offers(cpu_node, resources(_backend("local-cpu"), 2))
+    assert not _offers(cpu_node, resources(_backend("local-cpu"), 4))
+    assert not _offers(cpu_node, resources(_backend("local-cuda"), 1)) and _offers(gpu_node, {"num_cpus": 1, "num_gpus": 1})
+    assert not _offers(gpu_node, resources(_backend("local-mps"), 1))
+
+
+def test_a_point_no_node_can_run_fails_at_once_and_the_others_build(cluster: Cluster, tmp_path: Path) -> None:
+    """The test's head has no GPU: the local-cuda point fails without waiting for one; local-cpu builds."""
+    root = _project(tmp_path / "proj", trust=cluster.public_key)
+    env = _coordinator_env(tmp_path / "coordinator-config")
+    r = cluster.ray.run(cluster.sweep_command(root, "-m", "backend=local-cpu,local-cuda", "--remote",
+                                              str(tmp_path / "remote")), env, timeout_s=300)
+    assert r.returncode == 2, r.stderr[-3000:]  # the setup is the user's to change
+    runs = json.loads(r.stdout)["runs"]
+    assert [x["status"] for x in runs] == ["ok", "failed"]
+    assert runs[0]["worker"]["node_id"] and "package" in runs[0]["ran"]
+    assert "no node of the Ray cluster offers what backend 'local-cuda' needs (1 CPU, a GPU)" in runs[1]["message"]
+    assert runs[1]["ran"] == [] and runs[1]["artifact"] is None
