@@ -205,10 +205,10 @@ class RaySession:
             ray.init(address=self.executor.address, namespace="kolmbuild", logging_level=logging.WARNING,
                      log_to_driver=not self.job.quiet,
                      runtime_env={"working_dir": str(project.root), "excludes": excludes})
-        except (ConnectionError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001  (Ray raises many kinds here; each is said in one line)
             raise UserInputError(f"Ray cluster {self.executor.address}: {_first_line(exc)}",
-                                 hint="a project too big to ship: exclude files with executor.excludes or .rayignore"
-                                 ) from None
+                                 hint="a Ray of another version, or a project too big to ship (leave files out "
+                                      "with executor.excludes or .rayignore)") from None
         alive = [n for n in ray.nodes() if n.get("Alive")]
         self.nodes = len(alive)
         self.cluster = dict(ray.cluster_resources())
@@ -263,7 +263,8 @@ class RaySession:
                                       f"under Python {job.python} on every node") from None
         if issues:
             raise UserInputError(f"the Ray worker on {host} cannot build for this machine: " + "; ".join(issues),
-                                 hint="see docs/compute.md, 'Ray': what must be the same on the workers, and trust")
+                                 hint="docs/compute.md, 'Sweeps on a Ray cluster': what must be the same on the workers, "
+                                      "and trust")
 
     # ------------------------------------------------------------------ running
 
