@@ -154,6 +154,16 @@ def _is_pem_private(path: Path) -> bool:
     return head.startswith(b"-----BEGIN") and b"PRIVATE KEY" in head
 
 
+def existing_signing_key() -> SigningKey | None:
+    """The key :func:`resolve_signing_key` would use, or None where it would create one (a Ray worker
+    checks that it signs with a key its coordinator trusts before it builds anything)."""
+    env_file = _env_key_file()
+    if env_file is not None and _is_pem_private(env_file):
+        return load_private_key(env_file)
+    default = keys_dir() / f"{KEY_NAME}.pem"
+    return load_private_key(default) if default.exists() else None
+
+
 def resolve_signing_key(log: Callable[[str], None] | None = None) -> SigningKey:
     """The configured EC private key; the first call without one creates it in the keys dir (and says so)."""
     env_file = _env_key_file()

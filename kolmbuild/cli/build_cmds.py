@@ -90,11 +90,18 @@ def _remote(project: Project, url: str | None, push: bool | None, required: bool
               help="USD cap: refuse (exit 2) a build whose quote exceeds it, before any provider call.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Where the package stage installs the .kolm (one target; default artifacts/<target>-<version>.kolm).")
+@click.option("--executor", "executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where sweep points (-m) are built: here (local) or as tasks on a Ray cluster (ray; needs a "
+                   "remote cache). Default: the kolmfile's executor.kind, else local.")
+@click.option("--ray-address", "ray_address", metavar="HOST:PORT", default=None,
+              help="The Ray cluster for --executor ray: HOST:PORT, ray://HOST:PORT or auto (also executor.address, "
+                   "RAY_ADDRESS).")
 @remote_options(push=True)
 @pass_state
 def build(state: CliState, args: tuple[str, ...], dry_run: bool, multirun: bool, jobs: int,
           keep_going: bool, show_cfg: bool, json_out: bool, budget: float | None, out: str | None,
-          remote: str | None, push: bool | None, remote_required: bool) -> None:
+          executor: str | None, ray_address: str | None, remote: str | None, push: bool | None,
+          remote_required: bool) -> None:
     """Build every stale target (or the TARGETs named), applying Hydra OVERRIDEs.
 
     \b
@@ -103,9 +110,12 @@ def build(state: CliState, args: tuple[str, ...], dry_run: bool, multirun: bool,
     kolmbuild task.train.rank=32 +x=1 ~y       Hydra override grammar
     kolmbuild -m backend=local-cpu,vast        sweep: one build per value
     kolmbuild --remote s3://bucket/kolm --push reuse a shared cache, push what ran
+    kolmbuild -m gates=default,strict --executor ray --ray-address 10.0.0.5:6379 --remote s3://bucket/kolm
     """
     project = state.project()
     settings = _remote(project, remote, push or None, remote_required)
+    if (executor == "ray" or ray_address is not None) and not multirun:
+        raise ConfigError("--executor ray and --ray-address place sweep points: use them with -m")
     targets, overrides = _split_args(project, args)
     if budget is not None:  # same as the override budget.usd=USD (and the kolmfile's budget.usd)
         overrides.append(f"budget.usd={budget}")
@@ -119,7 +129,7 @@ def build(state: CliState, args: tuple[str, ...], dry_run: bool, multirun: bool,
         overrides.append(f"out='{quoted}'")
     options = BuildOptions(jobs, keep_going)
     if multirun:
-        exit_with(_multirun(project, targets, overrides, options, json_out, settings))
+        exit_with(_multirun(project, targets, overrides, options, json_out, settings, executor, ray_address))
     composed = _compose(project, targets, overrides)
     if show_cfg:
         import yaml
@@ -144,11 +154,13 @@ def build(state: CliState, args: tuple[str, ...], dry_run: bool, multirun: bool,
 
 
 def _multirun(project: Project, targets: list[str], overrides: list[str], options: BuildOptions,
-              json_out: bool, remote: RemoteSettings) -> int:
-    from kolmbuild.sweep import run_sweep
+              json_out: bool, remote: RemoteSettings, executor: str | None, ray_address: str | None) -> int:
+    from kolmbuild.sweep import executor_spec, run_sweep
 
+    placement = executor_spec(project.kolmfile.executor, kind=executor, address=ray_address)
     with _engine(project, quiet=json_out, remote=remote) as engine:
-        result = run_sweep(engine, targets, overrides, options, composer=project_composer(project))
+        result = run_sweep(engine, targets, overrides, options, composer=project_composer(project),
+                           placement=placement)
         if json_out:
             click.echo(json.dumps(result.summary, indent=2))
         else:

@@ -6,6 +6,7 @@ unknown keys so a typo (``task.trian``) is an error that names the key, not a si
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -247,11 +248,47 @@ class CacheSpec(_Strict):
     storage_options: dict[str, Any] = {}
 
 
+# HOST:PORT (a cluster's GCS, as `ray start --head` prints it), ray://HOST:PORT (Ray Client, e.g. a
+# KubeRay head's port 10001), or auto (the cluster this machine is part of). Never Ray's "local",
+# which would start a new one-machine cluster instead of using one.
+_RAY_ADDRESS = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}")
+
+
+def check_ray_address(value: str) -> str:
+    """A Ray cluster address as kolmbuild accepts it (ValueError says what is expected)."""
+    text = value.strip()
+    m = _RAY_ADDRESS.fullmatch(text)
+    if text != "auto" and (m is None or not 0 < int(text.rsplit(":", 1)[1]) < 65536):
+        raise ValueError("expected HOST:PORT, ray://HOST:PORT or auto")
+    return text
+
+
+class ExecutorSpec(_Strict):
+    """The kolmfile's ``executor:`` block: where a sweep's (``-m``) points are built (docs/compute.md).
+
+    ``local`` (default): on this machine, one after another or ``-j N`` at once. ``ray``: each point a
+    Ray task on the cluster at ``address`` (``--ray-address`` and ``RAY_ADDRESS`` override it), the
+    project shipped as Ray's working_dir without ``cache/``, ``artifacts/``, ``sweeps/``, ``.venv/``,
+    ``.git/`` and the paths in ``excludes`` (gitignore patterns), results coming back through the
+    remote cache (``cache.remote``), which the Ray executor requires.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    excludes: list[str] = []
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return None if v is None else check_ray_address(v)
+
+
 class Kolmfile(_Strict):
     version: Literal[1] = 1
     defaults: KolmfileDefaults = KolmfileDefaults()
     budget: BudgetSpec = BudgetSpec()
     cache: CacheSpec = CacheSpec()
+    executor: ExecutorSpec = ExecutorSpec()
     pipeline: list[str] | None = None  # stages to build (and what they come after); default: all rules
     targets: dict[str, TargetDecl]
 

@@ -222,7 +222,7 @@ class Engine:
                 if self.store.fetch(cid):
                     fetched += 1
             except CorruptObject:
-                self.runs.drop_runs_using({cid}, pulled_only=True)
+                sync.forget_unfetchable({cid}, [])
             if progress is not None:
                 progress.advance(1)
         for pl in planners:  # a record whose object the remote could not supply is stale again
@@ -284,16 +284,22 @@ class Engine:
         for t in targets:
             self._check_install_path(t)
         outcomes = self._build_once(targets, options)
-        for _ in range(REPAIRS):
+        local_repairs = 0
+        # A repair for an object the remote could not supply drops at least one pulled run (whose
+        # key is not asked for again), so those are bounded by the number of stages.
+        for _ in range(REPAIRS + len(self.rules) * len(targets)):
             redo = [i for i, o in enumerate(outcomes) if isinstance(o.error, CorruptObject)]
             if not redo:
                 break
-            for i in redo:
-                err = outcomes[i].error
-                assert isinstance(err, CorruptObject)
+            errors = [e for e in (outcomes[i].error for i in redo) if isinstance(e, CorruptObject)]
+            if not all(self._remote_could_not_supply(e) for e in errors):
+                local_repairs += 1
+                if local_repairs > REPAIRS:
+                    break
+            for i, err in zip(redo, errors, strict=True):
                 self.ui.note(f"{outcomes[i].target}: {err.message}; the stage that made it runs again")
-                # a pulled run whose object the remote could not supply is not up to date any more
-                self.runs.drop_runs_using({err.cid}, pulled_only=True)
+            if self.sync is not None:  # pulled runs that cannot be fetched any more are not up to date
+                self.sync.forget_unfetchable({e.cid for e in errors}, [self.planner(targets[i]) for i in redo])
             again = self._build_once([targets[i] for i in redo], options)
             for i, o in zip(redo, again, strict=True):
                 prev = outcomes[i]
@@ -311,6 +317,9 @@ class Engine:
                 plans = [p for t in targets for p in self.plan(t)]
                 self._write_stamp(targets, plans, stamp_for, nothing_to_do(len(outcomes)))
         return outcomes
+
+    def _remote_could_not_supply(self, err: CorruptObject) -> bool:
+        return self.remote is not None and (err.cid in self.remote.bad_cids or self.remote.down is not None)
 
     def _push_built(self, outcomes: list[TargetOutcome]) -> None:
         """With push on: the runs this build made here go to the remote (and the shared entries its
@@ -505,8 +514,8 @@ class Engine:
         rec = st.planner.record_for(key)
         if rec is None and self.sync is not None:
             try:
-                rec = self.sync.lookup(st.composed.name, rule, key, doc)
-            except BaseException as exc:  # --remote-required and the remote went down
+                rec = self.sync.lookup(st.planner, rule, key, doc)
+            except Exception as exc:  # --remote-required and the remote went down
                 st.error = st.error or exc
                 return False
             if rec is not None:

@@ -11,6 +11,7 @@ reads them or the install copies one (kolmbuild.engine.store).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,31 @@ class RemoteSync:
         self.remote = remote
         self.store = store
         self.runs = runs
-        self._asked: set[str] = set()  # keys looked up already (found ones are recorded here)
+        # Each key is asked of the remote once per process, and the answer kept: a sweep's points
+        # build on threads, and one must not miss a run another has just found but not yet recorded.
+        self._guard = threading.Lock()
+        self._seen: dict[str, RunDoc | None] = {}  # key -> the remote's record (None: none, or unusable now)
+        self._recording = threading.Lock()
+
+    def _ask(self, keys: Sequence[str]) -> dict[str, RunDoc]:
+        """The remote's records for ``keys``, each asked once (concurrent callers wait for the first
+        asker's answer). A down remote supplies nothing more."""
+        with self._guard:
+            if self.remote.down is not None:
+                return {}
+            new = [k for k in dict.fromkeys(keys) if k not in self._seen]
+            if new:
+                docs = self.remote.get_runs(new)
+                for k in new:
+                    self._seen[k] = docs.get(k)
+            return {k: d for k in keys if (d := self._seen.get(k)) is not None}
+
+    def _forget(self, cids: set[str]) -> None:
+        """Records naming any of ``cids`` are not used again in this process."""
+        with self._guard:
+            for k, d in self._seen.items():
+                if d is not None and cids.intersection(d.outputs.values()):
+                    self._seen[k] = None
 
     def discover(self, planners: Sequence[Planner]) -> dict[str, RunRecord]:
         """Trusted remote runs (by key) for the stages of ``planners`` that are stale here."""
@@ -66,12 +91,10 @@ class RemoteSync:
                 for p in planner.plan(found):
                     if p.status == "stale" and not p.remote and p.key is not None and p.key not in tried:
                         ask.append((p.key, p.rule))
-            keys = [k for k in dict.fromkeys(k for k, _ in ask) if k not in self._asked]
-            if not keys:
+            if not ask:
                 break
-            tried.update(keys)
-            self._asked.update(keys)
-            docs = self.remote.get_runs(keys)
+            tried.update(k for k, _ in ask)
+            docs = self._ask([k for k, _ in ask])
             new = 0
             for key, rule in ask:
                 doc = docs.get(key)
@@ -89,21 +112,20 @@ class RemoteSync:
         return found
 
     def adopt(self, planner: Planner, found: Mapping[str, RunRecord]) -> list[StagePlan]:
-        """Record here the remote runs ``planner``'s stale stages can use; return their plans."""
+        """Record here the remote runs ``planner``'s stale stages can use; return the plans of those
+        this call recorded (not those another build of this engine recorded first)."""
         adopted = []
         for p in planner.plan(found):
             if p.remote and p.record is not None and p.key is not None and p.doc is not None:
-                self._record(planner.target, p.stage, p.key, p.doc, p.record)
-                adopted.append(p)
+                if self._record(planner, p.stage, p.key, p.doc, p.record):
+                    adopted.append(p)
         return adopted
 
-    def lookup(self, target: str, rule: Rule, key: str, key_doc: Mapping[str, Any]) -> RunRecord | None:
+    def lookup(self, planner: Planner, rule: Rule, key: str, key_doc: Mapping[str, Any]) -> RunRecord | None:
         """Mid-build, for one stage whose key became known only now (an upstream stage ran here and
-        made bytes the remote has seen: early cutoff): the remote's run, adopted, or None."""
-        if key in self._asked:
-            return None
-        self._asked.add(key)
-        doc = self.remote.get_runs([key]).get(key)
+        made bytes the remote has seen: early cutoff): the remote's run, adopted, or None (also when
+        another build of this engine has just recorded it: the stage then finds it here)."""
+        doc = self._ask([key]).get(key)
         if doc is None:
             return None
         problem = check_run(doc, rule)
@@ -112,15 +134,33 @@ class RemoteSync:
                                   f"remote cache {self.remote.display}: ignoring runs/{key}.json: {problem}")
             return None
         rec = as_record(doc, self.remote.display)
-        self._record(target, rule.name, key, key_doc, rec)
-        return rec
+        return rec if self._record(planner, rule.name, key, key_doc, rec) else None
 
-    def _record(self, target: str, stage: str, key: str, key_doc: Mapping[str, Any], rec: RunRecord) -> None:
-        for cid in rec.outputs.values():  # a damaged copy here must not shadow the remote's
-            if self.store.exists(cid) and not self.store.intact(cid, rec.sizes.get(cid)):
-                self.store.drop(cid)
-        self.runs.put(rec)
-        self.runs.set_last(target, stage, key, key_doc)
+    def _record(self, planner: Planner, stage: str, key: str, key_doc: Mapping[str, Any], rec: RunRecord) -> bool:
+        """Record ``rec`` here; False when a usable run of ``key`` was recorded meanwhile (a sweep's
+        other point pulled or ran it: each key is pulled once)."""
+        with self._recording:
+            if planner.record_for(key) is None:
+                for cid in rec.outputs.values():  # a damaged copy here must not shadow the remote's
+                    if self.store.exists(cid) and not self.store.intact(cid, rec.sizes.get(cid)):
+                        self.store.drop(cid)
+                self.runs.put(rec)
+                new = True
+            else:
+                new = False
+            self.runs.set_last(planner.target, stage, key, key_doc)
+        return new
+
+    def forget_unfetchable(self, cids: set[str], planners: Sequence[Planner]) -> None:
+        """After a failed fetch: drop the pulled runs that name ``cids`` (or any object the remote
+        refused), and, when the remote is down, every pulled run of ``planners`` whose outputs are
+        not all here (none of them can be fetched now): the next attempt rebuilds them here."""
+        unfetchable = cids | self.remote.bad_cids
+        if self.remote.down is not None:
+            unfetchable |= {c for pl in planners for p in pl.plan() if p.record is not None and p.record.origin
+                            for c in p.record.outputs.values() if not self.store.exists(c)}
+        self._forget(unfetchable)
+        self.runs.drop_runs_using(unfetchable, pulled_only=True)
 
     def push(self, keys: Iterable[str]) -> PushReport:
         """Push the recorded runs of ``keys``: objects the remote lacks first, each signed record last."""

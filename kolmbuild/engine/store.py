@@ -245,11 +245,14 @@ class Store:
             return False
         dest = self.path_of(cid)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with atomic_writer(dest, mode=0o444) as f:
-                self.remote.fetch_object(cid, f)
-        except FileNotFoundError:
-            return False
+        with self._storing.hold(cid):  # two sweep points reading the same pulled object download it once
+            if self.has(cid):
+                return True
+            try:
+                with atomic_writer(dest, mode=0o444) as f:
+                    self.remote.fetch_object(cid, f)
+            except FileNotFoundError:
+                return False
         return True
 
     def _read(self, cid: str, sink: BinaryIO | None) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from kolmbuild.config.compose import split_sweeps
+from kolmbuild.config.compose import ComposedTarget, split_sweeps
 
 MAX_SLUG = 80  # characters of a point's folder name that describe its overrides
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -76,3 +77,10 @@ def sweep_points(targets: Sequence[str], overrides: Sequence[str]) -> list[Sweep
             forms.add(by_key.get(k))
     varying = frozenset(k for k, forms in seen.items() if len(forms) > 1)
     return [SweepPoint(i, t, o, width, varying) for i, (t, o) in enumerate(pairs, 1)]
+
+
+def placed(composed: ComposedTarget, folder: Path) -> ComposedTarget:
+    """``composed`` installing into ``folder`` under its usual file name. The install path is not
+    part of any stage's key (the artifact's bytes do not depend on it)."""
+    name = Path(composed.config.out_path()).name
+    return replace(composed, config=composed.config.model_copy(update={"out": str(folder / name)}))

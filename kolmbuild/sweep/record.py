@@ -11,7 +11,13 @@ Measured values only, each saying where it comes from:
   metered time × the quoted rate, the provider's reported cost, or measured time × the catalog rate)
   + ``teacher_cost_usd`` (what the teacher's labels cost when they were bought). ``cost_known`` is
   false when a part has no measured figure (a per-token backend that reported no cost);
-* ``spent_usd``: what this sweep paid for this point (only the stages that ran now).
+* ``spent_usd``: what this sweep paid for this point (only the stages that ran now);
+* ``executor`` and ``worker``: how the point was run (``serial``, ``threads``, ``ray``) and on which
+  machine (``host``, and the Ray ``node_id`` of the worker that built it; a point the cache answered
+  names this machine).
+
+``ran``, ``pulled`` and ``pushed`` name the stages this point ran here, took from the remote stage
+cache, and pushed to it (a stage two points share is run or pulled by one of them only).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from kolmbuild.compute import measured, teacher_cost
 from kolmbuild.config.models import BackendSpec
 from kolmbuild.engine.results import TargetOutcome
 from kolmbuild.engine.stage import StageReceipt
+from kolmbuild.sweep.base import Where
 from kolmbuild.sweep.points import SweepPoint
 
 
@@ -41,9 +48,10 @@ def _spent(backend: BackendSpec, receipts: Mapping[str, StageReceipt], ran: list
 
 
 def point_record(point: SweepPoint, outcome: TargetOutcome, backend: BackendSpec | None, root: Path,
-                 install: tuple[str, str] | None) -> dict[str, Any]:
+                 install: tuple[str, str] | None, where: Where) -> dict[str, Any]:
     """The summary row of ``point``. ``install`` is the (stage, output) the engine installs (its CID
-    is the artifact's); ``backend`` is None when the point could not be composed."""
+    is the artifact's); ``backend`` is None when the point could not be composed; ``where`` is where
+    it was built."""
     receipts = outcome.receipts
     m = measured(backend, receipts) if backend is not None and receipts else None
     teacher = teacher_cost(receipts)
@@ -61,7 +69,11 @@ def point_record(point: SweepPoint, outcome: TargetOutcome, backend: BackendSpec
         "backend": outcome.backend or (backend.name if backend is not None else ""),
         "gates": outcome.gates,
         "status": _status(outcome),
+        "executor": where.executor,
+        "worker": where.worker(),
         "ran": list(outcome.ran),
+        "pulled": list(outcome.pulled),
+        "pushed": list(outcome.pushed),
         "duration_s": round(outcome.duration_s, 3),
         "stage_seconds": round(sum(r.duration_s for r in receipts.values()), 3),
         "backend_seconds": round(m.duration_s, 3) if m is not None else 0.0,

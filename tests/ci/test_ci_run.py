@@ -39,7 +39,7 @@ def _sandbox(tmp_path: Path, apt_get: str | None) -> tuple[Path, dict[str, str]]
         (None, "ci: no apt-get to install openssh-server chromium util-linux iproute2 python3"),
         ('[ "$1" = update ] && exit 0; exit 100', "ci: could not install openssh-server chromium util-linux iproute2 python3"),
         ("exit 100", "ci: apt-get update failed"),
-        ("exit 0", "but sshd, chromium, unshare, ip or a Python 3.11 with sqlite extension loading is still missing"),
+        ("exit 0", "but sshd, chromium, unshare, nsenter, ip or a Python 3.11 with sqlite extension loading is still missing"),
     ],
     ids=["no-apt-get", "install-fails", "update-fails", "installed-but-missing"],
 )

@@ -338,3 +338,32 @@ def test_http_remote_is_read_only(machines, tmp_path, http_folder):
     assert (b.root / ARTIFACT).read_bytes() == (a.root / ARTIFACT).read_bytes()
     r = b.invoke("build", "--remote", url, "--push")
     assert r.exit_code == 2 and "read-only" in r.output
+
+
+def test_remote_going_down_between_lookup_and_download_rebuilds_here(machines, tmp_path):
+    """Records come down, then the remote dies before any object does: the build still succeeds."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from kolmbuild.remote.cache import RemoteCache
+    from kolmbuild.remote.envelope import TrustedKeys
+    from tests.engine.conftest import open_engine
+
+    class DiesOnDownload(LocalFileSystem):
+        def open(self, path, mode="rb", **kw):
+            if "objects/" in str(path) and "r" in mode:
+                raise ConnectionResetError("the link went down")
+            return super().open(path, mode, **kw)
+
+    a, b = machines
+    remote = tmp_path / "remote"
+    _publish(a, remote)
+    warned: list[str] = []
+    cache = RemoteCache.over(DiesOnDownload(), str(remote), trust=TrustedKeys.load([a.public_key]),
+                             warn=warned.append)
+    engine, targets = open_engine(b.root, remote=cache)
+    with engine:
+        [out] = engine.build(targets)
+    assert out.ok, out.error
+    assert sorted(out.ran) == STAGES and out.pulled == []
+    assert (b.root / ARTIFACT).read_bytes() == (a.root / ARTIFACT).read_bytes()
+    assert len(warned) == 1 and "unavailable" in warned[0]

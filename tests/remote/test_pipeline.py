@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.remote.conftest import Machine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +22,8 @@ def _checkout(tmp_path: Path, name: str) -> Machine:
     return Machine(root, tmp_path / f"config-{name}")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # the example trains a LoRA on CPU (train.enabled: always): minutes on a busy 2-core machine
 def test_support_router_second_checkout_pulls_every_stage_and_runs_none(tmp_path, s3):
     ci, laptop = _checkout(tmp_path, "ci"), _checkout(tmp_path, "laptop")
     first = ci.build("--remote", "s3://team/kolm", "--push")

@@ -95,3 +95,23 @@ def test_storage_options_secrets_never_leave(machines, s3, tmp_path):
     # a URL with a password is shown without it
     r = b.invoke("build", "--remote", f"sftp://bob:{secret}@127.0.0.1:{free_port()}/srv/kolm")
     assert r.exit_code == 0 and "sftp://bob@127.0.0.1" in r.output and secret not in r.output
+
+
+def test_a_closed_port_costs_at_most_a_few_seconds(tmp_path, monkeypatch):
+    """The remote's own cost, alone: seven concurrent lookups against a port nobody listens on."""
+    from kolmbuild.remote.cache import RemoteCache
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    warned: list[str] = []
+    cache = RemoteCache.from_url(URL, base=tmp_path, warn=warned.append)
+    keys = [f"bagaaiera{'a' * 50}{i}" for i in range(7)]
+    started = time.monotonic()
+    assert cache.get_runs(keys) == {}
+    first = time.monotonic() - started
+    assert cache.get_runs(keys) == {} and cache.has_objects(keys) == set()  # down: answered at once
+    assert first < 8, first  # about 3 s here: two attempts (S3 throttling needs a retry), the client set-up
+    assert time.monotonic() - started - first < 0.1
+    assert cache.down is not None and len(warned) == 1
+    cache.close()
