@@ -40,7 +40,6 @@ import ray
 import ray.exceptions
 
 from kolmbuild.compute import signals
-from kolmbuild.compute.secrets import is_secret_name
 from kolmbuild.config.compose import ComposedTarget
 from kolmbuild.config.interp import DYNAMIC
 from kolmbuild.config.models import BackendSpec
@@ -48,6 +47,7 @@ from kolmbuild.engine.plan import env_fingerprint
 from kolmbuild.errors import BuildFailed, KolmError, UserInputError
 from kolmbuild.remote.cache import RemoteCache
 from kolmbuild.remote.storage import display_url
+from kolmbuild.secretnames import is_secret_name
 from kolmbuild.sweep import ray_worker
 from kolmbuild.sweep.base import SweepJob, Where, interrupted
 from kolmbuild.sweep.points import SweepPoint
