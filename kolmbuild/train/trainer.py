@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,7 +346,12 @@ def _save_adapter(model: Any, base_name: str, out_dir: Path) -> None:
     config.revision = None
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".adapter-") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+        with warnings.catch_warnings():
+            # peft looks for a config.json next to the base to see whether the vocabulary grew; the
+            # base here is a GGUF file and the embeddings are never saved (save_embedding_layers=False),
+            # so its "Could not find a config file … will assume" warning says nothing to a user
+            warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+            model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
         _canonicalize_config(Path(tmp) / "adapter_config.json")
         for name in ADAPTER_FILES:
             commit(Path(tmp) / name, out_dir / name)
