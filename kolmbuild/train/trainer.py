@@ -318,7 +318,7 @@ def train_lora(
                 saved = save_checkpoint(
                     checkpoint_dir,
                     Checkpoint(fingerprint, done, tuple(losses),
-                               {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()},
+                               {k: v.detach().cpu().clone() for k, v in _quiet_peft(get_peft_model_state_dict, model).items()},
                                optimizer.state_dict(), torch.get_rng_state(), reference),
                 )
                 if on_checkpoint is not None:
@@ -339,6 +339,15 @@ def train_lora(
         model.unload()  # take the LoRA layers out again: loaded.model is the plain base once more
 
 
+def _quiet_peft(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call`` without peft's "Could not find a config file … will assume that the vocabulary was not
+    modified": peft looks for a config.json next to the base to see whether the vocabulary grew, the
+    base here is a GGUF file and the embeddings are never saved, so the warning says nothing to a user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+        return call(*args, **kwargs)
+
+
 def _save_adapter(model: Any, base_name: str, out_dir: Path) -> None:
     """The PEFT adapter files, with the base named by its kolmbuild name (no machine paths)."""
     config = model.peft_config["default"]
@@ -346,12 +355,7 @@ def _save_adapter(model: Any, base_name: str, out_dir: Path) -> None:
     config.revision = None
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".adapter-") as tmp:
-        with warnings.catch_warnings():
-            # peft looks for a config.json next to the base to see whether the vocabulary grew; the
-            # base here is a GGUF file and the embeddings are never saved (save_embedding_layers=False),
-            # so its "Could not find a config file … will assume" warning says nothing to a user
-            warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
-            model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+        _quiet_peft(model.save_pretrained, tmp, safe_serialization=True, save_embedding_layers=False)
         _canonicalize_config(Path(tmp) / "adapter_config.json")
         for name in ADAPTER_FILES:
             commit(Path(tmp) / name, out_dir / name)
