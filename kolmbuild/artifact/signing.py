@@ -17,8 +17,6 @@ Every signature file is canonical JSON: any byte that differs from its canonical
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -31,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kolmbuild.artifact import dsse
 from kolmbuild.artifact.format import SIGNATURES_DIR, HmacRecord, ZipSigRecord
 from kolmbuild.artifact.keys import fingerprint, hmac_key_id
 from kolmbuild.data import strictjson
@@ -77,25 +76,12 @@ def statement(subject: str, digests: Mapping[str, str]) -> bytes:
 
 
 def pae(payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding."""
-    t = PAYLOAD_TYPE.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    """DSSE v1 pre-authentication encoding of a model-signing payload."""
+    return dsse.pae(PAYLOAD_TYPE, payload)
 
 
 def _unb64(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise SignatureInvalid(f"{what} is not a base64 string")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureInvalid(f"{what} is not valid base64") from exc
-    if _b64(raw) != text:
-        raise SignatureInvalid(f"{what} is not canonical base64")
-    return raw
+    return dsse.unb64(text, what, SignatureInvalid)
 
 
 def _parse_canonical(data: bytes, what: str) -> dict[str, Any]:
@@ -120,9 +106,9 @@ def make_bundle(payload: bytes, private_key: ec.EllipticCurvePrivateKey) -> byte
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": fingerprint(private_key.public_key())}, "tlogEntries": []},
         "dsseEnvelope": {
-            "payload": _b64(payload),
+            "payload": dsse.b64(payload),
             "payloadType": PAYLOAD_TYPE,
-            "signatures": [{"sig": _b64(sig), "keyid": ""}],
+            "signatures": [{"sig": dsse.b64(sig), "keyid": ""}],
         },
     }
     return canonical_json(bundle)
@@ -176,7 +162,7 @@ def make_zip_sig(length: int, sha256: str, private_key: ec.EllipticCurvePrivateK
     """signatures/zip.json over the archive's first ``length`` bytes (digest ``sha256``)."""
     fp = fingerprint(private_key.public_key())
     sig = private_key.sign(_zip_message(fp, length, sha256), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
-    rec = ZipSigRecord(algorithm="ecdsa-p256-sha256", key=fp, length=length, sha256=sha256, sig=_b64(sig))
+    rec = ZipSigRecord(algorithm="ecdsa-p256-sha256", key=fp, length=length, sha256=sha256, sig=dsse.b64(sig))
     return canonical_json(rec.model_dump())
 
 

@@ -18,8 +18,6 @@ Written here rather than with a DSSE library: the envelope is a dozen lines over
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,13 +27,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kolmbuild.artifact import dsse
 from kolmbuild.artifact.keys import SigningKey, fingerprint, load_public_key, trusted_fingerprints
 from kolmbuild.errors import UserInputError
 from kolmbuild.hashing import canonical_json
 from kolmbuild.remote.records import CHECKPOINTS_TYPE, EMBEDDING_TYPE, RUN_TYPE, TEACHER_TYPE
 
 __all__ = ["CHECKPOINTS_TYPE", "EMBEDDING_TYPE", "RUN_TYPE", "TEACHER_TYPE", "TrustedKeys", "Untrusted",
-           "open_envelope", "pae", "seal"]
+           "open_envelope", "seal"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
@@ -44,32 +43,17 @@ class Untrusted(Exception):
     """The envelope is malformed, or no signature on it verifies against a trusted key."""
 
 
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: what a signature covers (type and body, length-prefixed)."""
-    t = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _unb64(text: object, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise Untrusted(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Untrusted(f"{what} is not valid base64") from exc
+    return dsse.unb64(text, what, Untrusted)
 
 
 def seal(payload: bytes, payload_type: str, key: SigningKey) -> bytes:
     """A canonical-JSON DSSE envelope over ``payload`` signed by ``key`` (deterministic, RFC 6979)."""
-    sig = key.private_key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    sig = key.private_key.sign(dsse.pae(payload_type, payload), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     return canonical_json({
-        "payload": _b64(payload),
+        "payload": dsse.b64(payload),
         "payloadType": payload_type,
-        "signatures": [{"keyid": key.fingerprint, "sig": _b64(sig)}],
+        "signatures": [{"keyid": key.fingerprint, "sig": dsse.b64(sig)}],
     })
 
 
@@ -119,7 +103,7 @@ def open_envelope(data: bytes, payload_type: str, trusted: TrustedKeys) -> tuple
     sigs = doc["signatures"]
     if not isinstance(sigs, list) or not sigs:
         raise Untrusted("it carries no signature")
-    message = pae(payload_type, payload)
+    message = dsse.pae(payload_type, payload)
     signers: list[str] = []
     for entry in sigs:
         if not isinstance(entry, dict) or not isinstance(entry.get("keyid"), str):
