@@ -85,6 +85,20 @@ def _own_key() -> SigningKey | None:
     return None
 
 
+def _check_protocol(url: str) -> None:
+    """A URL whose protocol fsspec does not know is a typo, not an outage: exit 2 naming it, before
+    any stage runs (a remote that is down is a warning and a local build; this never gets better)."""
+    from fsspec import available_protocols
+    from fsspec.utils import get_protocol
+
+    from kolmbuild.remote.storage import display_url
+
+    protocol = get_protocol(url)
+    if protocol not in available_protocols():
+        raise UserInputError(f"cache.remote: {display_url(url)}: unknown storage protocol {protocol!r}",
+                             hint="use a folder or an fsspec URL: s3://, gs://, az://, sftp://, http(s)://")
+
+
 def open_remote(settings: RemoteSettings, *, warn: Callable[[str], None] | None = None,
                 log: Callable[[str], None] | None = None) -> RemoteCache | None:
     """The remote cache the settings name (opened lazily: no network call yet), or None."""
@@ -103,6 +117,7 @@ def open_remote(settings: RemoteSettings, *, warn: Callable[[str], None] | None 
 
         return resolve_signing_key(log)
 
+    _check_protocol(settings.url)
     for path in settings.trust:  # a missing trust file is bad input, said at once
         if not path.is_file():
             raise UserInputError(f"cache.trust: {path}: no such public key file")

@@ -237,6 +237,8 @@ def test_kolmfile_cache_block_and_environment(machines, tmp_path, monkeypatch):
     ({}, {"KOLM_CACHE_PUSH": "maybe"}, [], "KOLM_CACHE_PUSH='maybe'"),
     ({}, {}, ["--remote-required"], "--remote-required needs a remote cache"),
     ({}, {}, ["--push"], "needs a remote cache"),
+    ({}, {}, ["--remote", "s4://bucket/kolm"], "unknown storage protocol 's4'"),
+    ({"remote": "bogus://x/y"}, {}, [], "unknown storage protocol 'bogus'"),
 ])
 def test_bad_remote_settings_exit_2_naming_them(machines, kolmfile_cache, env, args, needle):
     a, _ = machines
