@@ -26,54 +26,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
 from _record import emit  # noqa: E402
+
+from tests.remote.proxy import CountingProxy  # noqa: E402  (the tests' loopback proxy)
 
 EXAMPLE = REPO / "examples" / "support-router"
 # the fast path answers in ~30 ms: many samples, so that the 2-core machine's other work averages out
 FAST_REPS = 6
-
-
-class CountingProxy:
-    """Loopback TCP proxy in front of moto, counting connections (a no-op must open none)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.connections = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def kolmbuild(root: Path, config: Path, env: dict[str, str], *args: str) -> tuple[float, str, str]:
